@@ -1,0 +1,154 @@
+# crm-consumerd -- build, test, install.
+#
+#   make                 build ./crm-consumerd (installs missing Debian packages first)
+#   make check           unit and integration tests
+#   make SANITIZE=address,undefined check
+#   make WERROR=1        warnings are errors (CI)
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make deps            install the Debian build and test packages that are missing
+#   make style-check     clang-format, as CI runs it
+
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+DESTDIR    ?=
+
+VERSION    := 0.1.0
+CC         ?= cc
+PKG_CONFIG ?= pkg-config
+CLANG_FORMAT ?= clang-format
+
+# Debian 12 packages: to build, to test, and for style-check.
+DEB_BUILD := gcc make libc6-dev pkg-config librdkafka-dev libcjson-dev libconfig-dev \
+             libmicrohttpd-dev libsystemd-dev check
+DEB_TEST  := kcat python3-kafka python3-confluent-kafka prometheus mandoc clang-format
+DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST)
+
+PKGS      := rdkafka libcjson libconfig libmicrohttpd libsystemd
+HAVE_DEPS := $(shell command -v $(CC) >/dev/null 2>&1 && \
+                     command -v $(PKG_CONFIG) >/dev/null 2>&1 && \
+                     $(PKG_CONFIG) --exists $(PKGS) check && echo yes)
+
+WARNINGS  := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wformat=2 -Wpointer-arith -Wcast-qual -Wwrite-strings -Wundef \
+             -Wno-format-nonliteral
+ifeq ($(WERROR),1)
+WARNINGS  += -Werror
+endif
+
+ifneq ($(SANITIZE),)
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+O         := build/san
+else
+SAN_FLAGS :=
+O         := build/default
+endif
+
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS))
+CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
+CHECK_LIBS   = $(shell $(PKG_CONFIG) --libs check)
+
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O2 $(WARNINGS) \
+             $(SAN_FLAGS) -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+
+LIB_SRCS := src/log.c src/config.c src/router.c src/consumer.c \
+            src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \
+            src/handlers/form.c
+MAIN_SRCS := src/main.c
+TEST_NAMES := check_config check_router check_consumer
+
+LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
+MAIN_OBJS := $(MAIN_SRCS:%.c=$(O)/%.o)
+TEST_BINS := $(TEST_NAMES:%=$(O)/tests/%)
+BIN       := $(O)/crm-consumerd
+
+.PHONY: all check install uninstall clean deps deps-list style-check style FORCE
+
+ifeq ($(HAVE_DEPS),yes)
+
+all: crm-consumerd
+
+# The top-level binary is the one built last, with or without sanitizers.
+crm-consumerd: $(BIN)
+	cp $(BIN) $@
+
+$(BIN): $(MAIN_OBJS) $(LIB_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(O)/%.o: %.c $(O)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/tests/%: tests/%.c $(LIB_OBJS) $(O)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) \
+	    $(PKG_LIBS) $(CHECK_LIBS)
+
+# Rebuild everything when the flags change (e.g. SANITIZE on or off).
+$(O)/cflags: FORCE
+	@mkdir -p $(O)
+	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
+	    echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
+
+check: crm-consumerd $(TEST_BINS)
+	tests/run-tests $(TEST_BINS) tests/check_cli.sh
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
+
+else
+
+# Missing compiler or libraries: install them, then build with a fresh make
+# (pkg-config flags are read when the Makefile is parsed).
+all check: deps
+	$(MAKE) $@
+
+endif
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || \
+	    echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	echo "deps: installing:" $$missing; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "deps: not root and no sudo; as root run: apt-get install" $$missing >&2; \
+	    exit 1; fi; \
+	$$sudo apt-get update && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends $$missing
+
+deps-list:
+	@echo $(DEB_PKGS)
+
+install: crm-consumerd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 crm-consumerd $(DESTDIR)$(SBINDIR)/crm-consumerd
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/crm-consumer.conf ]; then \
+	    echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/crm-consumer.conf"; \
+	else install -m 0644 conf/crm-consumer.conf $(DESTDIR)$(SYSCONFDIR)/crm-consumer.conf; fi
+	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    systemd/crm-consumerd.service > $(DESTDIR)$(UNITDIR)/crm-consumerd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/crm-consumerd.service
+	install -m 0644 man/crm-consumerd.8 $(DESTDIR)$(MANDIR)/man8/crm-consumerd.8
+	install -m 0644 man/crm-consumer.conf.5 $(DESTDIR)$(MANDIR)/man5/crm-consumer.conf.5
+
+# The configuration file is the operator's: uninstall leaves it in place.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/crm-consumerd $(DESTDIR)$(UNITDIR)/crm-consumerd.service \
+	    $(DESTDIR)$(MANDIR)/man8/crm-consumerd.8 $(DESTDIR)$(MANDIR)/man5/crm-consumer.conf.5
+
+STYLE_FILES = $(wildcard src/*.c src/*.h src/handlers/*.c src/handlers/*.h tests/*.c)
+
+style-check:
+	$(CLANG_FORMAT) --dry-run --Werror $(STYLE_FILES)
+
+style:
+	$(CLANG_FORMAT) -i $(STYLE_FILES)
+
+clean:
+	rm -rf build crm-consumerd
