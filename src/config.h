@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* config.h -- /etc/crm-consumer.conf (libconfig) to a typed, validated struct. */
+#ifndef CRM_CONFIG_H
+#define CRM_CONFIG_H
+
+#include <stddef.h>
+
+/* What the router does with a message whose type has no handler. */
+enum unknown_type_policy {
+    UNKNOWN_TYPE_DEAD_LETTER, /* "dead_letter": copy to the dead-letter topic (default) */
+    UNKNOWN_TYPE_SKIP,        /* "skip": count, log at debug level, store the offset */
+};
+
+/* One kafka.properties entry, already translated for librdkafka. */
+struct config_property {
+    char *name;  /* librdkafka name, '_' turned into '.' */
+    char *value; /* value as librdkafka takes it (ints, floats, booleans stringified) */
+    int line;    /* line in the file, for error messages */
+};
+
+struct config {
+    char *path; /* the file this was loaded from */
+    struct {
+        char *brokers; /* required */
+        char *group_id;
+        char *client_id;
+        char **topics; /* ntopics >= 1 */
+        size_t ntopics;
+        char *auto_offset_reset; /* "earliest" | "latest" | "error" */
+        struct config_property *properties;
+        size_t nproperties;
+    } kafka;
+    struct {
+        int batch_size;
+        int batch_timeout_ms;
+        int max_in_flight;
+        int max_message_bytes;
+        int max_nesting_depth;
+        int shutdown_timeout_s;
+        enum unknown_type_policy unknown_type;
+    } processing;
+    struct {
+        int max_attempts;
+        int initial_backoff_ms;
+        int max_backoff_ms;
+    } retry;
+    struct {
+        int failure_threshold;
+        int open_timeout_s;
+    } circuit_breaker;
+    struct {
+        char *tickets_topic;
+        char *responses_topic;
+        char *identities_topic;
+        char *dlq_topic;
+    } output;
+    struct {
+        char *default_country_code;
+        char *trunk_prefix;
+        int max_links;
+    } identity;
+    struct {
+        char *email;
+        char *whatsapp;
+        char *form;
+    } responses;
+    struct {
+        char *listen;
+        int max_connections;
+        int timeout_s;
+    } http;
+    struct {
+        int level; /* syslog priority, LOG_ERR .. LOG_DEBUG */
+    } log;
+};
+
+/* Diagnostics from config_load(): each one complete line, "file:line: setting: what". */
+struct config_errors {
+    char **msgs;
+    size_t n;
+};
+
+/*
+ * Read and validate `path`. On success returns 0 and sets *out (free with
+ * config_free). Returns -ENOENT or -EACCES (or another negative errno) when
+ * the file cannot be opened, with one message in errs; returns -EINVAL when
+ * the file has syntax or validation errors, with every error in errs.
+ */
+int config_load(const char *path, struct config **out, struct config_errors *errs);
+
+/* A config holding every default and no brokers (callers fill in brokers). */
+struct config *config_new_defaults(void);
+
+/* Free a config; takes NULL; returns NULL. */
+struct config *config_free(struct config *cfg);
+
+/* Free the messages held in errs and empty it; errs itself is the caller's. */
+void config_errors_clear(struct config_errors *errs);
+
+#endif
