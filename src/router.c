@@ -1,0 +1,513 @@
+/* SPDX-License-Identifier: MIT */
+/* router.c -- checks a message value and routes it by message_type/type to a handler. */
+#include "router.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Byte positions in reasons are 0-based offsets into the value, as xxd and dd count. */
+
+/* Objects with more members than this are checked for duplicates by sorting. */
+#define PAIRWISE_MAX 16
+
+/* Longest piece of message text (a key or a type) quoted in a reason. */
+#define SHOW_MAX 64
+
+struct route {
+    char *type;
+    handler_fn fn;
+    void *opaque;
+};
+
+struct router {
+    struct router_limits limits;
+    struct route *routes;
+    size_t nroutes;
+    size_t cap;
+};
+
+struct router *router_new(const struct router_limits *limits)
+{
+    struct router *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    r->limits = *limits;
+    return r;
+}
+
+static struct route *find_route(const struct router *r, const char *type)
+{
+    for (size_t i = 0; i < r->nroutes; i++)
+        if (strcmp(r->routes[i].type, type) == 0)
+            return &r->routes[i];
+    return NULL;
+}
+
+int router_add(struct router *r, const char *type, handler_fn fn, void *opaque)
+{
+    /* An empty type could never be routed: step 7 only accepts non-empty ones. */
+    if (r == NULL || type == NULL || type[0] == '\0' || fn == NULL)
+        return -EINVAL;
+    if (find_route(r, type) != NULL)
+        return -EEXIST;
+    if (r->nroutes == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 4;
+        struct route *routes = realloc(r->routes, cap * sizeof(*routes));
+
+        if (routes == NULL)
+            return -ENOMEM;
+        r->routes = routes;
+        r->cap = cap;
+    }
+    char *copy = strdup(type);
+    if (copy == NULL)
+        return -ENOMEM;
+    r->routes[r->nroutes++] = (struct route){.type = copy, .fn = fn, .opaque = opaque};
+    return 0;
+}
+
+struct router *router_free(struct router *r)
+{
+    if (r == NULL)
+        return NULL;
+    for (size_t i = 0; i < r->nroutes; i++)
+        free(r->routes[i].type);
+    free(r->routes);
+    free(r);
+    return NULL;
+}
+
+/*
+ * The length of s[0..len) cut back so that it does not end inside a UTF-8
+ * sequence. The text is already known to be valid UTF-8, so only the last
+ * lead byte needs looking at.
+ */
+static size_t utf8_cut(const char *s, size_t len)
+{
+    size_t lead = len;
+
+    while (lead > 0 && ((unsigned char)s[lead - 1] & 0xC0) == 0x80)
+        lead--;
+    if (lead == 0)
+        return len;
+    unsigned char c = (unsigned char)s[lead - 1];
+    size_t need = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    return len - (lead - 1) >= need ? len : lead - 1;
+}
+
+enum outcome route_result_fail(struct route_result *res, enum outcome outcome, enum error_class cls,
+                               const char *fmt, ...)
+{
+    va_list ap;
+
+    res->outcome = outcome;
+    res->error_class = cls;
+    va_start(ap, fmt);
+    int n = vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        res->reason[0] = '\0';
+    else if ((size_t)n >= sizeof(res->reason))
+        /* The field is documented as cut to fit; keep it valid UTF-8 for headers. */
+        res->reason[utf8_cut(res->reason, sizeof(res->reason) - 1)] = '\0';
+    return outcome;
+}
+
+const char *error_class_name(enum error_class cls)
+{
+    switch (cls) {
+    case ERROR_NONE:
+        return "none";
+    case ERROR_PARSE:
+        return "parse";
+    case ERROR_SCHEMA:
+        return "schema";
+    case ERROR_IDENTITY:
+        return "identity";
+    case ERROR_UNKNOWN_TYPE:
+        return "unknown_type";
+    case ERROR_OVERSIZE:
+        return "oversize";
+    case ERROR_TRANSIENT:
+        return "transient";
+    }
+    return "unknown";
+}
+
+const char *outcome_name(enum outcome outcome)
+{
+    switch (outcome) {
+    case OUTCOME_OK:
+        return "ok";
+    case OUTCOME_SKIPPED:
+        return "skipped";
+    case OUTCOME_PERMANENT:
+        return "permanent";
+    case OUTCOME_TRANSIENT:
+        return "transient";
+    }
+    return "unknown";
+}
+
+/*
+ * Render message text (a key or a type) for a reason as at most SHOW_MAX
+ * bytes, with quotes, backslashes and control characters escaped so the
+ * reason stays one line, cut only between UTF-8 sequences (the text is valid
+ * UTF-8) and marked "..." when cut. dst holds SHOW_SIZE bytes.
+ */
+#define SHOW_SIZE (SHOW_MAX + sizeof("..."))
+static const char *show(char *dst, const char *s)
+{
+    size_t out = 0;
+
+    for (size_t i = 0; s[i] != '\0';) {
+        unsigned char c = (unsigned char)s[i];
+        char piece[8];
+        size_t n, in;
+
+        if (c == '"' || c == '\\') {
+            n = (size_t)snprintf(piece, sizeof(piece), "\\%c", c);
+            in = 1;
+        } else if (c < 0x20 || c == 0x7F) {
+            n = (size_t)snprintf(piece, sizeof(piece), "\\u%04x", c);
+            in = 1;
+        } else {
+            in = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            memcpy(piece, s + i, in);
+            n = in;
+        }
+        if (out + n > SHOW_MAX) {
+            memcpy(dst + out, "...", sizeof("..."));
+            return dst;
+        }
+        memcpy(dst + out, piece, n);
+        out += n;
+        i += in;
+    }
+    dst[out] = '\0';
+    return dst;
+}
+
+/*
+ * The length of the UTF-8 sequence starting at p, n >= 1 bytes available,
+ * or 0 when it is not well-formed (RFC 3629, table 3-7 of Unicode): this
+ * rejects overlong forms, surrogates, code points above U+10FFFF, stray
+ * continuation bytes and sequences cut short.
+ */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* below is overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* above is a surrogate */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* below is overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above is beyond U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < need || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < need; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return need;
+}
+
+/*
+ * One pass over the raw bytes for what cJSON accepts but must not: invalid
+ * UTF-8, raw control characters, \u0000 (cJSON cuts the string there, so the
+ * message would be misread) and nesting beyond the limit (checked here,
+ * without recursion, before cJSON's recursive descent sees the value). Outside
+ * strings only JSON's four whitespace bytes may be control characters; cJSON
+ * would skip any byte below 0x21 as whitespace. Returns true when clean.
+ */
+static bool scan(const unsigned char *p, size_t len, int max_depth, struct route_result *res)
+{
+    bool in_string = false, escaped = false;
+    int depth = 0;
+
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+
+        if (c >= 0x80) {
+            size_t n = utf8_len(p + i, len - i);
+
+            if (n == 0) {
+                route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid UTF-8 at byte %zu",
+                                  i);
+                return false;
+            }
+            escaped = false;
+            i += n;
+            continue;
+        }
+        if (in_string) {
+            if (c < 0x20) {
+                route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
+                                  "control character in string at byte %zu", i);
+                return false;
+            }
+            if (escaped) {
+                escaped = false;
+                if (c == 'u' && len - i > 4 && memcmp(p + i + 1, "0000", 4) == 0) {
+                    route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
+                                      "\\u0000 in string at byte %zu", i - 1);
+                    return false;
+                }
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max_depth) {
+                route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
+                                  "nesting deeper than %d levels", max_depth);
+                return false;
+            }
+        } else if (c == '}' || c == ']') {
+            /* Unbalanced closers are cJSON's to report, with their position. */
+            if (depth > 0)
+                depth--;
+        } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid JSON near byte %zu", i);
+            return false;
+        }
+        i++;
+    }
+    return true;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Find a name that occurs twice among obj's members. Returns 1 and sets *dup,
+ * 0 when all differ, -ENOMEM. Names are NUL-free (scan() rejected \u0000), so
+ * strcmp compares them exactly.
+ */
+static int object_duplicate(const cJSON *obj, const char **dup)
+{
+    size_t n = 0;
+
+    for (const cJSON *m = obj->child; m != NULL; m = m->next)
+        n++;
+    if (n <= PAIRWISE_MAX) {
+        for (const cJSON *a = obj->child; a != NULL; a = a->next)
+            for (const cJSON *b = a->next; b != NULL; b = b->next)
+                if (strcmp(a->string, b->string) == 0) {
+                    *dup = a->string;
+                    return 1;
+                }
+        return 0;
+    }
+
+    const char **names = malloc(n * sizeof(*names));
+    if (names == NULL)
+        return -ENOMEM;
+    size_t i = 0;
+    for (const cJSON *m = obj->child; m != NULL; m = m->next)
+        names[i++] = m->string;
+    qsort(names, n, sizeof(*names), compare_names);
+    int found = 0;
+    for (i = 1; i < n; i++)
+        if (strcmp(names[i - 1], names[i]) == 0) {
+            *dup = names[i];
+            found = 1;
+            break;
+        }
+    free(names);
+    return found;
+}
+
+/*
+ * Check every object in the tree for duplicate names. The recursion is as
+ * deep as the document, which scan() has bounded by the nesting limit.
+ */
+static int tree_duplicate(const cJSON *node, const char **dup)
+{
+    if (cJSON_IsObject(node)) {
+        int rc = object_duplicate(node, dup);
+
+        if (rc != 0)
+            return rc;
+    }
+    if (cJSON_IsObject(node) || cJSON_IsArray(node))
+        for (const cJSON *c = node->child; c != NULL; c = c->next) {
+            int rc = tree_duplicate(c, dup);
+
+            if (rc != 0)
+                return rc;
+        }
+    return 0;
+}
+
+static const char *json_kind(const cJSON *item)
+{
+    if (cJSON_IsArray(item))
+        return "array";
+    if (cJSON_IsString(item))
+        return "string";
+    if (cJSON_IsNumber(item))
+        return "number";
+    if (cJSON_IsBool(item))
+        return "boolean";
+    if (cJSON_IsNull(item))
+        return "null";
+    return "non-object";
+}
+
+static bool is_json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The message's type: the first of message_type and type that is a non-empty string. */
+static const char *message_type(const cJSON *root, struct route_result *res)
+{
+    static const char *const names[] = {"message_type", "type"};
+    const char *bad = NULL;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, names[i]);
+
+        if (cJSON_IsString(t) && t->valuestring[0] != '\0')
+            return t->valuestring;
+        if (t != NULL && bad == NULL)
+            bad = names[i];
+    }
+    if (bad != NULL)
+        route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "%s must be a non-empty string",
+                          bad);
+    else
+        route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "no message_type or type field");
+    return NULL;
+}
+
+/* Parse a value that scan() passed: a JSON object and nothing after it but whitespace. */
+static cJSON *parse(const char *value, size_t len, struct route_result *res)
+{
+    const char *end = NULL;
+    /* Reads at most len bytes: the value is not NUL-terminated. */
+    cJSON *root = cJSON_ParseWithLengthOpts(value, len, &end, 0);
+
+    if (root == NULL) {
+        size_t at = end != NULL ? (size_t)(end - value) : 0;
+
+        route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid JSON near byte %zu", at);
+        return NULL;
+    }
+    for (size_t at = (size_t)(end - value); at < len; at++)
+        if (!is_json_space(value[at])) {
+            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
+                              "trailing data after JSON at byte %zu", at);
+            cJSON_Delete(root);
+            return NULL;
+        }
+    if (!cJSON_IsObject(root)) {
+        route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "value is a JSON %s, not an object",
+                          json_kind(root));
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+void router_route(struct router *r, const void *value, size_t len, const struct message_meta *meta,
+                  struct route_result *res)
+{
+    char shown[SHOW_SIZE];
+
+    *res = (struct route_result){.outcome = OUTCOME_OK, .error_class = ERROR_NONE};
+
+    if (value == NULL || len == 0) {
+        route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "empty value");
+        return;
+    }
+    if (len > r->limits.max_message_bytes) {
+        route_result_fail(res, OUTCOME_PERMANENT, ERROR_OVERSIZE,
+                          "value of %zu bytes exceeds processing.max_message_bytes (%zu)", len,
+                          r->limits.max_message_bytes);
+        return;
+    }
+    /*
+     * cJSON refuses documents nested deeper than CJSON_NESTING_LIMIT, so that
+     * is the effective limit whatever the configuration says; naming it keeps
+     * the reason true.
+     */
+    int max_depth = r->limits.max_nesting_depth;
+    if (max_depth > CJSON_NESTING_LIMIT)
+        max_depth = CJSON_NESTING_LIMIT;
+    if (!scan(value, len, max_depth, res))
+        return;
+
+    cJSON *root = parse(value, len, res);
+    if (root == NULL)
+        return;
+
+    const char *dup = NULL;
+    int rc = tree_duplicate(root, &dup);
+    if (rc < 0) {
+        /* Not the message's fault: retrying may well succeed. */
+        route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                          "out of memory checking for duplicate keys");
+        goto out;
+    }
+    if (rc > 0) {
+        route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "duplicate key \"%s\"",
+                          show(shown, dup));
+        goto out;
+    }
+
+    const char *type = message_type(root, res);
+    if (type == NULL)
+        goto out;
+    size_t tlen = strlen(type);
+    if (tlen >= sizeof(res->type))
+        tlen = utf8_cut(type, sizeof(res->type) - 1);
+    memcpy(res->type, type, tlen);
+    res->type[tlen] = '\0';
+
+    const struct route *route = find_route(r, type);
+    if (route == NULL) {
+        if (r->limits.unknown_type == UNKNOWN_TYPE_SKIP)
+            route_result_fail(res, OUTCOME_SKIPPED, ERROR_NONE,
+                              "no handler for type \"%s\"; skipped by policy", show(shown, type));
+        else
+            route_result_fail(res, OUTCOME_PERMANENT, ERROR_UNKNOWN_TYPE,
+                              "no handler for type \"%s\"", show(shown, type));
+        goto out;
+    }
+
+    enum outcome outcome = route->fn(route->opaque, root, meta, res);
+    res->outcome = outcome;
+    if (outcome == OUTCOME_OK) {
+        /* A handler that succeeded owes no reason; leave none behind. */
+        res->error_class = ERROR_NONE;
+        res->reason[0] = '\0';
+    }
+out:
+    cJSON_Delete(root);
+}
