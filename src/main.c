@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/* main.c -- crm-consumerd: command line, start-up, signals and the main loop. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+#include "consumer.h"
+#include "handlers/handlers.h"
+#include "log.h"
+#include "router.h"
+
+#define DEFAULT_CONFIG "/etc/crm-consumer.conf"
+
+static volatile sig_atomic_t quit_signal;
+static volatile sig_atomic_t reload_requested;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        quit_signal = sig;
+}
+
+static int install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
+        sigaction(SIGHUP, &sa, NULL) < 0)
+        return -errno;
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) < 0)
+        return -errno;
+    return 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: crm-consumerd [-c FILE] [-t|--check-config] [-V|--version] "
+                 "[-h|--help]\n"
+                 "  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ")\n"
+                 "  -t, --check-config   check the configuration, print the result, exit\n"
+                 "  -V, --version        print the version and exit\n"
+                 "  -h, --help           print this help and exit\n"
+                 "See crm-consumerd(8) and crm-consumer.conf(5).\n");
+}
+
+/* Load the file; print every problem. Returns the config or NULL with *status an exit code. */
+static struct config *load_config(const char *path, int prefixed, int *status)
+{
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    int rc = config_load(path, &cfg, &errs);
+
+    for (size_t i = 0; i < errs.n; i++) {
+        if (prefixed)
+            log_errx("%s", errs.msgs[i]);
+        else
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+    }
+    config_errors_clear(&errs);
+    if (rc == 0) {
+        *status = EX_OK;
+        return cfg;
+    }
+    *status = rc == -EINVAL ? EX_CONFIG : EX_NOINPUT;
+    return NULL;
+}
+
+/* SIGHUP: re-read the file; apply what can change at run time, keep the rest. */
+static void reload(const char *path)
+{
+    int status;
+    struct config *fresh = load_config(path, 1, &status);
+
+    if (!fresh) {
+        log_warnx("reload: %s has errors; keeping the running configuration", path);
+        return;
+    }
+    log_set_level(fresh->log.level);
+    log_notice("reload: log level is %s; other settings take effect at restart",
+               log_level_name(fresh->log.level));
+    config_free(fresh);
+}
+
+/*
+ * librdkafka's threads inherit the signal mask of the thread that creates
+ * them: block our signals around rd_kafka_new() so only the main thread takes
+ * them, and their system calls are not interrupted.
+ */
+static struct consumer *start_consumer(const struct config *cfg, struct router *router, char *err,
+                                       size_t errlen)
+{
+    sigset_t block, old;
+    struct consumer *c;
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    c = consumer_new(cfg, router, err, errlen);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return c;
+}
+
+static int run(const char *path, struct config *cfg)
+{
+    struct handler_stats hstats = {0};
+    struct router_limits limits = {
+        .max_message_bytes = (size_t)cfg->processing.max_message_bytes,
+        .max_nesting_depth = cfg->processing.max_nesting_depth,
+        .unknown_type = cfg->processing.unknown_type,
+    };
+    struct router *router = router_new(&limits);
+    struct consumer *c = NULL;
+    const struct consumer_stats *st;
+    char err[512];
+    int status = EX_OK, close_rc;
+
+    if (!router || handlers_register(router, &hstats) < 0) {
+        log_errx("out of memory");
+        router_free(router);
+        return EX_OSERR;
+    }
+    c = start_consumer(cfg, router, err, sizeof(err));
+    if (!c) {
+        log_errx("cannot start the Kafka consumer: %s", err);
+        router_free(router);
+        return EX_UNAVAILABLE;
+    }
+    log_notice("crm-consumerd %s (librdkafka %s) started: group %s, %zu topic%s, brokers %s",
+               CRM_VERSION, rd_kafka_version_str(), cfg->kafka.group_id, cfg->kafka.ntopics,
+               cfg->kafka.ntopics == 1 ? "" : "s", cfg->kafka.brokers);
+
+    while (!quit_signal) {
+        if (consumer_poll(c) < 0) {
+            log_errx("the Kafka client hit a fatal error; shutting down");
+            status = EX_UNAVAILABLE;
+            break;
+        }
+        if (reload_requested) {
+            reload_requested = 0;
+            reload(path);
+        }
+    }
+    if (quit_signal)
+        log_notice("%s: finishing the batch, committing and leaving the group",
+                   strsignal(quit_signal));
+
+    close_rc = consumer_close(c);
+    if (close_rc == -ETIMEDOUT)
+        log_warnx("shutdown: not finished within %d s; leaving anyway (uncommitted messages "
+                  "will be consumed again)",
+                  cfg->processing.shutdown_timeout_s);
+    else if (close_rc < 0)
+        log_warnx("shutdown: the final offset commit failed (uncommitted messages will be "
+                  "consumed again)");
+    st = consumer_stats(c);
+    log_notice("stopped: %llu messages (%llu handled, %llu skipped, %llu dead letters, %llu "
+               "retries), %llu commits, %llu failed",
+               (unsigned long long)st->messages, (unsigned long long)st->ok,
+               (unsigned long long)st->skipped, (unsigned long long)st->dead_letters,
+               (unsigned long long)st->retries, (unsigned long long)st->commits_ok,
+               (unsigned long long)st->commits_failed);
+    /*
+     * After a close that ran out of time, destroying the handle would wait for
+     * the group session to expire (up to session.timeout.ms): exit without it.
+     */
+    if (close_rc != -ETIMEDOUT)
+        consumer_free(c);
+    router_free(router);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 't'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = DEFAULT_CONFIG;
+    int check_only = 0, opt, status;
+    struct config *cfg;
+
+    while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            check_only = 1;
+            break;
+        case 'V':
+            printf("crm-consumerd %s (librdkafka %s)\n", CRM_VERSION, rd_kafka_version_str());
+            return EX_OK;
+        case 'h':
+            usage(stdout);
+            return EX_OK;
+        default:
+            usage(stderr);
+            return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "crm-consumerd: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return EX_USAGE;
+    }
+
+    log_init(LOG_INFO);
+    cfg = load_config(path, !check_only, &status);
+    if (check_only) {
+        if (cfg)
+            printf("configuration OK\n");
+        config_free(cfg);
+        return status;
+    }
+    if (!cfg) {
+        log_errx("refusing to start: fix %s (check it with crm-consumerd -t -c %s)", path, path);
+        return status;
+    }
+    log_set_level(cfg->log.level);
+    if (install_signals() < 0) {
+        log_warn("sigaction");
+        config_free(cfg);
+        return EX_OSERR;
+    }
+    status = run(path, cfg);
+    config_free(cfg);
+    return status;
+}
