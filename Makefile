@@ -70,11 +70,19 @@ BIN       := $(O)/crm-consumerd
 
 ifeq ($(HAVE_DEPS),yes)
 
+# ./crm-consumerd (what `make install` installs) is always the build without sanitizers;
+# a SANITIZE build stays in build/san/.
+ifeq ($(SANITIZE),)
 all: crm-consumerd
 
-# The top-level binary is the one built last, with or without sanitizers.
 crm-consumerd: $(BIN)
 	cp $(BIN) $@
+else
+all: $(BIN)
+
+crm-consumerd:
+	$(MAKE) SANITIZE= crm-consumerd
+endif
 
 $(BIN): $(MAIN_OBJS) $(LIB_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
@@ -82,6 +90,10 @@ $(BIN): $(MAIN_OBJS) $(LIB_OBJS)
 $(O)/%.o: %.c $(O)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/tests/mock_cluster: tests/mock_cluster.c $(O)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(PKG_LIBS)
 
 $(O)/tests/%: tests/%.c $(LIB_OBJS) $(O)/cflags
 	@mkdir -p $(dir $@)
@@ -94,17 +106,24 @@ $(O)/cflags: FORCE
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
 	    echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 
-check: crm-consumerd $(TEST_BINS)
-	tests/run-tests $(TEST_BINS) tests/check_cli.sh
+check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster
+	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster \
+	    tests/run-tests $(TEST_BINS) tests/check_cli.sh tests/check_daemon.sh
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
+
+else ifeq ($(DEPS_TRIED),1)
+
+all check:
+	@echo "still missing after make deps: $(CC), $(PKG_CONFIG) or the pkg-config modules" \
+	    "$(PKGS) check" >&2; exit 1
 
 else
 
 # Missing compiler or libraries: install them, then build with a fresh make
 # (pkg-config flags are read when the Makefile is parsed).
 all check: deps
-	$(MAKE) $@
+	$(MAKE) DEPS_TRIED=1 $@
 
 endif
 

@@ -2,7 +2,7 @@
 # check_cli.sh -- the command line: -t on good and bad files, exit codes, usage.
 set -u
 cd "$(dirname "$0")/.."
-bin=./crm-consumerd
+bin=${CRM_BIN:-./crm-consumerd}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
