@@ -163,18 +163,10 @@ static void describe(const rd_kafka_topic_partition_list_t *l, char *buf, size_t
  */
 static int commit_sync(struct consumer *c, int64_t deadline)
 {
-    rd_kafka_resp_err_t err;
     uintptr_t seq = ++c->commit_seq;
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(c->rk, NULL, c->commitq, NULL, (void *)seq);
 
-    err = rd_kafka_commit_queue(c->rk, NULL, c->commitq, NULL, (void *)seq);
-    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
-        return 0;
-    if (err) {
-        log_warnx("offset commit: %s", rd_kafka_err2str(err));
-        c->stats.commits_failed++;
-        return -EIO;
-    }
-    for (;;) {
+    while (!err) {
         int wait = remaining_ms(deadline);
         rd_kafka_event_t *ev;
 
@@ -193,16 +185,16 @@ static int commit_sync(struct consumer *c, int64_t deadline)
         }
         err = rd_kafka_event_error(ev);
         rd_kafka_event_destroy(ev);
-        if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        if (!err) {
+            c->stats.commits_ok++;
             return 0;
-        if (err) {
-            log_warnx("offset commit: %s", rd_kafka_err2str(err));
-            c->stats.commits_failed++;
-            return -EIO;
         }
-        c->stats.commits_ok++;
-        return 0;
     }
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return 0; /* nothing stored since the last commit */
+    log_warnx("offset commit: %s", rd_kafka_err2str(err));
+    c->stats.commits_failed++;
+    return -EIO;
 }
 
 /* Store the offsets handled in this batch: one call for every partition. */
