@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/* identity.c -- e-mail and phone normalisation, FNV-1a ids and the bounded LRU table of links. */
+#include "identity.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * The ids are a public contract: downstream systems deduplicate and join on
+ * them, so this hash must never change. FNV-1a is documented, trivial to
+ * reimplement in any language and stable; it is not collision-resistant
+ * against an attacker, which ids of our own customers do not need.
+ */
+#define FNV_BASIS UINT64_C(0xcbf29ce484222325)
+#define FNV_PRIME UINT64_C(0x100000001b3)
+
+#define EMAIL_LOCAL_MAX  64
+#define PHONE_DIGITS_MIN 8
+#define PHONE_DIGITS_MAX 15
+/* The shapes config.c allows for identity.default_country_code and identity.trunk_prefix. */
+#define COUNTRY_CODE_MAX 3
+#define TRUNK_PREFIX_MAX 2
+
+/*
+ * Digits of a phone number kept while scanning. Dropping a leading "00" or
+ * a trunk prefix removes at most two, so a number with more digits than
+ * PHONE_DIGITS_MAX + 2 fails whatever follows: beyond that they are only
+ * counted, and a 10 MB string of digits costs no memory.
+ */
+#define PHONE_KEEP (PHONE_DIGITS_MAX + 4)
+
+/* The reasons spell these numbers out; keep them in step. */
+_Static_assert(IDENTITY_EMAIL_MAX == 254, "the e-mail length reason says 254");
+_Static_assert(IDENTITY_PHONE_MAX == 1 + PHONE_DIGITS_MAX, "E.164 is '+' and 15 digits");
+_Static_assert(PHONE_KEEP >= PHONE_DIGITS_MAX + 2 && PHONE_KEEP >= TRUNK_PREFIX_MAX,
+               "kept digits must cover every number that can pass");
+
+/* Fail a normalisation: leave an empty string in out, when there is room for one. */
+static int fail(const char **why, char *out, size_t outlen, const char *reason)
+{
+    if (out != NULL && outlen > 0)
+        out[0] = '\0';
+    if (why != NULL)
+        *why = reason;
+    return -EINVAL;
+}
+
+/* The whitespace trimmed from both ends of an address or number. */
+static bool is_trim_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static void trim(const unsigned char **p, size_t *len)
+{
+    while (*len > 0 && is_trim_space((*p)[0])) {
+        (*p)++;
+        (*len)--;
+    }
+    while (*len > 0 && is_trim_space((*p)[*len - 1]))
+        (*len)--;
+}
+
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/*
+ * Only ASCII letters are lower-cased. Unicode case folding needs tables
+ * and has locale-dependent answers (Turkish dotless i), and the local part
+ * is case-sensitive by RFC 5321 anyway; so "JOSÉ@x" and "josé@x" stay two
+ * addresses, and UTF-8 bytes pass through untouched.
+ */
+static unsigned char ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/* A byte allowed in a (lower-cased) domain label; bytes >= 0x80 let IDN through. */
+static bool is_domain_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || is_digit(c) || c == '-' || c >= 0x80;
+}
+
+int identity_email(const char *in, size_t len, char *out, size_t outlen, const char **why)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t at = 0, nat = 0;
+
+    if (out == NULL || outlen <= IDENTITY_EMAIL_MAX)
+        return fail(why, out, outlen, "output buffer too small");
+    if (p == NULL)
+        len = 0;
+    trim(&p, &len);
+    if (len == 0)
+        return fail(why, out, outlen, "e-mail address is empty");
+    /* Checked first so that nothing below ever looks past 254 bytes of a huge value. */
+    if (len > IDENTITY_EMAIL_MAX)
+        return fail(why, out, outlen, "e-mail address is longer than 254 bytes");
+
+    /* One pass copies, lower-cases and finds the '@'; out has room for len + 1 bytes. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = p[i];
+
+        if (c < 0x21 || c == 0x7F)
+            return fail(why, out, outlen,
+                        "e-mail address contains whitespace or a control character");
+        if (c == '@' && nat++ == 0)
+            at = i;
+        out[i] = (char)ascii_lower(c);
+    }
+    out[len] = '\0';
+
+    /*
+     * Exactly one '@' rules out quoted local parts such as "a@b"@example.com;
+     * no real customer writes those, and accepting them would make the
+     * domain ambiguous for everything downstream.
+     */
+    if (nat == 0)
+        return fail(why, out, outlen, "e-mail address has no \"@\"");
+    if (nat > 1)
+        return fail(why, out, outlen, "e-mail address has more than one \"@\"");
+    if (at == 0)
+        return fail(why, out, outlen, "e-mail address has an empty local part");
+    if (at > EMAIL_LOCAL_MAX)
+        return fail(why, out, outlen, "e-mail local part is longer than 64 bytes");
+
+    const unsigned char *dom = (const unsigned char *)out + at + 1;
+    size_t dlen = len - at - 1;
+    bool dot = false, empty_label = false;
+
+    if (dlen == 0)
+        return fail(why, out, outlen, "e-mail address has an empty domain");
+    for (size_t i = 0; i < dlen; i++) {
+        if (dom[i] == '.') {
+            dot = true;
+            if (i == 0 || i == dlen - 1 || dom[i - 1] == '.')
+                empty_label = true;
+        } else if (!is_domain_byte(dom[i])) {
+            return fail(why, out, outlen, "e-mail domain has an invalid character");
+        }
+    }
+    if (!dot)
+        return fail(why, out, outlen, "e-mail domain has no dot");
+    if (empty_label)
+        return fail(why, out, outlen, "e-mail domain has an empty label");
+    return 0;
+}
+
+/* Characters people write between the digits of a phone number. */
+static bool is_phone_separator(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/';
+}
+
+/* s is min..max ASCII digits. */
+static bool is_digit_string(const char *s, size_t min, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+
+    if (n < min || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_digit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+int identity_phone(const char *in, size_t len, const char *country_code, const char *trunk_prefix,
+                   char *out, size_t outlen, const char **why)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    char digits[PHONE_KEEP];
+    size_t ndigits = 0, skip = 0, total;
+    bool plus = false;
+
+    if (out == NULL || outlen <= IDENTITY_PHONE_MAX)
+        return fail(why, out, outlen, "output buffer too small");
+    /* config.c enforces these shapes; a caller that does not is a bug, not a bad number. */
+    if (country_code == NULL || !is_digit_string(country_code, 1, COUNTRY_CODE_MAX))
+        return fail(why, out, outlen, "default country code is not 1 to 3 digits");
+    if (trunk_prefix == NULL)
+        trunk_prefix = "";
+    if (!is_digit_string(trunk_prefix, 0, TRUNK_PREFIX_MAX))
+        return fail(why, out, outlen, "trunk prefix is not 0 to 2 digits");
+    if (p == NULL)
+        len = 0;
+    trim(&p, &len);
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = p[i];
+
+        if (is_phone_separator(c))
+            continue;
+        if (c == '+') {
+            /* "(+1) 555" is fine: separators before the '+' do not count. */
+            if (plus || ndigits > 0)
+                return fail(why, out, outlen, "phone number has a \"+\" not at the start");
+            plus = true;
+        } else if (is_digit(c)) {
+            if (ndigits < PHONE_KEEP)
+                digits[ndigits] = (char)c;
+            ndigits++;
+        } else {
+            return fail(why, out, outlen, "phone number has an invalid character");
+        }
+    }
+    if (!plus && ndigits == 0)
+        return fail(why, out, outlen, "phone number is empty");
+
+    /* "00" is the international call prefix in most of the world: 0049 is +49. */
+    if (!plus && ndigits >= 2 && digits[0] == '0' && digits[1] == '0') {
+        plus = true;
+        skip = 2;
+    }
+    size_t tlen = strlen(trunk_prefix);
+    if (!plus && tlen > 0 && ndigits >= tlen && memcmp(digits, trunk_prefix, tlen) == 0)
+        skip = tlen;
+    size_t cclen = plus ? 0 : strlen(country_code);
+
+    total = cclen + (ndigits - skip);
+    if (total > PHONE_DIGITS_MAX)
+        return fail(why, out, outlen, "phone number has more than 15 digits");
+    if (total < PHONE_DIGITS_MIN)
+        return fail(why, out, outlen, "phone number has fewer than 8 digits");
+    /* From here ndigits <= PHONE_DIGITS_MAX + skip < PHONE_KEEP: every digit was kept. */
+    if ((cclen > 0 ? country_code[0] : digits[skip]) == '0')
+        return fail(why, out, outlen, "phone number's country code starts with 0");
+
+    out[0] = '+';
+    memcpy(out + 1, country_code, cclen);
+    memcpy(out + 1 + cclen, digits + skip, ndigits - skip);
+    out[1 + total] = '\0';
+    return 0;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= FNV_PRIME;
+    }
+    return h;
+}
+
+uint64_t identity_hash(const void *data, size_t len)
+{
+    return fnv1a(FNV_BASIS, data, len);
+}
+
+/* prefix ("cus_" or "tkt_") and h as 16 lower-case hex digits, what "%016" PRIx64 prints. */
+static void format_id(const char *prefix, uint64_t h, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    memcpy(out, prefix, 4);
+    for (int i = 15; i >= 0; i--) {
+        out[4 + i] = hex[h & 0xF];
+        h >>= 4;
+    }
+    out[IDENTITY_ID_LEN] = '\0';
+}
+
+/* Hashing the parts one after another equals hashing their concatenation: no buffer needed. */
+static uint64_t hash_joined(const char *a, const void *b, size_t blen)
+{
+    uint64_t h = fnv1a(FNV_BASIS, a, strlen(a));
+
+    h = fnv1a(h, ":", 1);
+    return fnv1a(h, b, blen);
+}
+
+void identity_customer_id(const char *kind, const char *canonical, char *out)
+{
+    format_id("cus_", hash_joined(kind, canonical, strlen(canonical)), out);
+}
+
+void identity_ticket_id(const char *channel, const char *source_id, size_t source_len, char *out)
+{
+    format_id("tkt_", hash_joined(channel, source_id, source_len), out);
+}
+
+/* No link: the end of a bucket chain or of the LRU list. */
+#define NIL UINT32_MAX
+
+/* Entries allocated at the first link; the array then doubles up to max_links. */
+#define LINKS_INITIAL 1024
+
+/*
+ * The largest table: indices are 32-bit, and bucket counts (powers of two
+ * at or above it) must fit a 32-bit size_t. It would take about 56 GiB;
+ * config.c allows 100,000,000.
+ */
+#define LINKS_LIMIT ((size_t)1 << 30)
+
+/*
+ * One link, stored inline so the table makes no allocation per link. Links
+ * are addressed by index, so the array can be moved by realloc as it grows.
+ */
+struct link {
+    char phone[IDENTITY_PHONE_MAX + 1];
+    char customer_id[IDENTITY_ID_LEN + 1];
+    uint32_t hash;  /* mixed hash of phone, kept so that growing needs no rehashing */
+    uint32_t chain; /* next link in the same bucket */
+    uint32_t newer; /* LRU neighbours: towards newest and towards oldest */
+    uint32_t older;
+};
+
+struct identity_links {
+    struct link *links; /* cap entries, the first count in use */
+    uint32_t *buckets;  /* nbuckets chain heads, a power of two >= cap */
+    size_t max, cap, count, nbuckets;
+    uint32_t newest, oldest;
+    uint64_t evicted;
+};
+
+/*
+ * The bucket hash of a phone number. FNV-1a's low bits depend only on the
+ * low bits of the input, and the bucket index is the low bits, so the high
+ * half is mixed in first (MurmurHash3's finaliser).
+ */
+static uint32_t key_hash(const char *phone, size_t len)
+{
+    uint64_t h = identity_hash(phone, len);
+
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    return (uint32_t)h;
+}
+
+static uint32_t *bucket_of(struct identity_links *l, uint32_t hash)
+{
+    return &l->buckets[hash & (l->nbuckets - 1)];
+}
+
+static uint32_t find(struct identity_links *l, const char *phone, uint32_t hash)
+{
+    for (uint32_t i = *bucket_of(l, hash); i != NIL; i = l->links[i].chain)
+        if (l->links[i].hash == hash && strcmp(l->links[i].phone, phone) == 0)
+            return i;
+    return NIL;
+}
+
+static void chain_push(struct identity_links *l, uint32_t i)
+{
+    uint32_t *head = bucket_of(l, l->links[i].hash);
+
+    l->links[i].chain = *head;
+    *head = i;
+}
+
+/* Chains are short (load factor at most 1), so finding the predecessor is cheap. */
+static void chain_unlink(struct identity_links *l, uint32_t i)
+{
+    uint32_t *pp = bucket_of(l, l->links[i].hash);
+
+    while (*pp != i)
+        pp = &l->links[*pp].chain;
+    *pp = l->links[i].chain;
+}
+
+static void lru_unlink(struct identity_links *l, uint32_t i)
+{
+    struct link *k = &l->links[i];
+
+    if (k->newer != NIL)
+        l->links[k->newer].older = k->older;
+    else
+        l->newest = k->older;
+    if (k->older != NIL)
+        l->links[k->older].newer = k->newer;
+    else
+        l->oldest = k->newer;
+}
+
+static void lru_push_newest(struct identity_links *l, uint32_t i)
+{
+    struct link *k = &l->links[i];
+
+    k->newer = NIL;
+    k->older = l->newest;
+    if (l->newest != NIL)
+        l->links[l->newest].newer = i;
+    else
+        l->oldest = i;
+    l->newest = i;
+}
+
+static void touch(struct identity_links *l, uint32_t i)
+{
+    if (l->newest != i) {
+        lru_unlink(l, i);
+        lru_push_newest(l, i);
+    }
+}
+
+/*
+ * Double the entries (up to max) and, when they outgrow the buckets,
+ * rebuild those at the next power of two. Doubling keeps the rehashing
+ * amortised O(1) per link. On failure the table is as it was.
+ */
+static int grow(struct identity_links *l)
+{
+    size_t cap, nb = l->nbuckets ? l->nbuckets : 1;
+    uint32_t *buckets = NULL;
+    struct link *links;
+
+    if (l->cap == 0)
+        cap = l->max < LINKS_INITIAL ? l->max : LINKS_INITIAL;
+    else
+        cap = l->cap > l->max / 2 ? l->max : l->cap * 2;
+    while (nb < cap)
+        nb *= 2;
+    if (cap > SIZE_MAX / sizeof(*links) || nb > SIZE_MAX / sizeof(*buckets))
+        return -ENOMEM;
+    if (nb != l->nbuckets && (buckets = malloc(nb * sizeof(*buckets))) == NULL)
+        return -ENOMEM;
+    links = realloc(l->links, cap * sizeof(*links));
+    if (links == NULL) {
+        free(buckets);
+        return -ENOMEM;
+    }
+    l->links = links;
+    l->cap = cap;
+    if (buckets != NULL) {
+        free(l->buckets);
+        l->buckets = buckets;
+        l->nbuckets = nb;
+        for (size_t b = 0; b < nb; b++)
+            buckets[b] = NIL;
+        for (size_t i = 0; i < l->count; i++)
+            chain_push(l, (uint32_t)i);
+    }
+    return 0;
+}
+
+/* Nothing is allocated until the first link, so a large max_links costs nothing unused. */
+struct identity_links *identity_links_new(size_t max_links)
+{
+    struct identity_links *l;
+
+    /* A table this large could not be allocated anyway. */
+    if (max_links > LINKS_LIMIT) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->max = max_links;
+    l->newest = l->oldest = NIL;
+    return l;
+}
+
+/* The length of s when it is 1..max bytes, else 0. */
+static size_t bounded_len(const char *s, size_t max)
+{
+    size_t n;
+
+    if (s == NULL)
+        return 0;
+    n = strnlen(s, max + 1);
+    return n <= max ? n : 0;
+}
+
+int identity_links_put(struct identity_links *l, const char *phone, const char *customer_id)
+{
+    size_t plen = bounded_len(phone, IDENTITY_PHONE_MAX);
+    size_t idlen = bounded_len(customer_id, IDENTITY_ID_LEN);
+    char id[IDENTITY_ID_LEN + 1];
+    uint32_t hash, i;
+    struct link *k;
+
+    if (l == NULL || plen == 0 || idlen == 0)
+        return -EINVAL;
+    if (l->max == 0)
+        return 0;
+    /*
+     * customer_id may be what identity_links_get returned, which points into
+     * this table: growing may move it and eviction may overwrite it.
+     */
+    memcpy(id, customer_id, idlen + 1);
+
+    hash = key_hash(phone, plen);
+    if (l->count > 0 && (i = find(l, phone, hash)) != NIL) {
+        k = &l->links[i];
+        touch(l, i);
+        if (strcmp(k->customer_id, id) == 0)
+            return 0;
+        memcpy(k->customer_id, id, idlen + 1);
+        return 1;
+    }
+
+    if (l->count < l->max) {
+        if (l->count == l->cap) {
+            int err = grow(l);
+
+            if (err < 0)
+                return err;
+        }
+        i = (uint32_t)l->count++;
+    } else {
+        i = l->oldest;
+        chain_unlink(l, i);
+        lru_unlink(l, i);
+        l->evicted++;
+    }
+    k = &l->links[i];
+    memcpy(k->phone, phone, plen + 1);
+    memcpy(k->customer_id, id, idlen + 1);
+    k->hash = hash;
+    chain_push(l, i);
+    lru_push_newest(l, i);
+    return 1;
+}
+
+/* The result points into the table: it stays valid until the next put or free. */
+const char *identity_links_get(struct identity_links *l, const char *phone)
+{
+    size_t plen = bounded_len(phone, IDENTITY_PHONE_MAX);
+    uint32_t i;
+
+    if (l == NULL || plen == 0 || l->count == 0)
+        return NULL;
+    i = find(l, phone, key_hash(phone, plen));
+    if (i == NIL)
+        return NULL;
+    touch(l, i);
+    return l->links[i].customer_id;
+}
+
+size_t identity_links_count(const struct identity_links *l)
+{
+    return l != NULL ? l->count : 0;
+}
+
+uint64_t identity_links_evicted(const struct identity_links *l)
+{
+    return l != NULL ? l->evicted : 0;
+}
+
+struct identity_links *identity_links_free(struct identity_links *l)
+{
+    if (l != NULL) {
+        free(l->links);
+        free(l->buckets);
+        free(l);
+    }
+    return NULL;
+}
