@@ -436,7 +436,7 @@ static cJSON *parse(const char *value, size_t len, struct route_result *res)
 }
 
 void router_route(struct router *r, const void *value, size_t len, const struct message_meta *meta,
-                  struct route_result *res)
+                  struct emitter *out, struct route_result *res)
 {
     char shown[SHOW_SIZE];
 
@@ -501,7 +501,7 @@ void router_route(struct router *r, const void *value, size_t len, const struct 
         goto out;
     }
 
-    enum outcome outcome = route->fn(route->opaque, root, meta, res);
+    enum outcome outcome = route->fn(route->opaque, root, meta, out, res);
     res->outcome = outcome;
     if (outcome == OUTCOME_OK) {
         /* A handler that succeeded owes no reason; leave none behind. */

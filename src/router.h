@@ -47,13 +47,34 @@ struct route_result {
     char reason[256];             /* one line for humans and for crm.error.reason */
 };
 
+/* The topics a handler can produce to. */
+enum output_topic {
+    OUTPUT_TICKETS,
+    OUTPUT_RESPONSES,
+    OUTPUT_IDENTITIES,
+    OUTPUT_DEAD_LETTERS,
+    OUTPUT_TOPICS, /* how many there are */
+};
+
 /*
- * A handler: `msg` is the parsed JSON object, valid for the call only. On
- * failure it fills res->error_class and res->reason (route_result_fail) and
- * returns OUTCOME_PERMANENT or OUTCOME_TRANSIENT.
+ * Where a handler's outputs go. emit() queues one record (key and value are
+ * copied) and returns 0, or a negative errno when it cannot be queued now
+ * (-ENOBUFS: the producer queue is full), which the handler turns into
+ * OUTCOME_TRANSIENT.
+ */
+struct emitter {
+    int (*emit)(struct emitter *e, enum output_topic topic, const void *key, size_t key_len,
+                const void *value, size_t len);
+};
+
+/*
+ * A handler: `msg` is the parsed JSON object, valid for the call only. It
+ * validates, then emits its outputs through `out`. On failure it fills
+ * res->error_class and res->reason (route_result_fail) and returns
+ * OUTCOME_PERMANENT or OUTCOME_TRANSIENT.
  */
 typedef enum outcome (*handler_fn)(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                                   struct route_result *res);
+                                   struct emitter *out, struct route_result *res);
 
 struct router;
 
@@ -67,7 +88,7 @@ struct router_limits {
 /* A router with no handlers; NULL when out of memory. */
 struct router *router_new(const struct router_limits *limits);
 
-/* Register fn for `type` (copied). 0, -EEXIST if the type is taken, -ENOMEM. */
+/* Register fn for `type` (copied). 0, -EEXIST if the type is taken, -EINVAL, -ENOMEM. */
 int router_add(struct router *r, const char *type, handler_fn fn, void *opaque);
 
 /*
@@ -76,7 +97,7 @@ int router_add(struct router *r, const char *type, handler_fn fn, void *opaque);
  * handler. Never fails itself: every problem is an outcome in *res.
  */
 void router_route(struct router *r, const void *value, size_t len, const struct message_meta *meta,
-                  struct route_result *res);
+                  struct emitter *out, struct route_result *res);
 
 /* Free a router; takes NULL; returns NULL. */
 struct router *router_free(struct router *r);

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "handlers/handlers.h"
+#include "identity.h"
 #include "router.h"
 
 #define DEFAULT_MAX_BYTES 1048576
@@ -27,18 +29,65 @@
 #define FORM "{\"message_type\":\"form_submitted\",\"form_id\":\"contact\",\"submission_id\":\"s1\""
 #define TOK  "{\"message_type\":\"test_ok\""
 
-/* Calls into the test handlers, and the meta every call must see. */
+/* created_at in every output; check_handlers holds the golden values, here it only must not vary.
+ */
+#define CLOCK_MS INT64_C(1795867200123)
+
+/* Calls into the test handlers, and the meta and emitter every call must see. */
 static unsigned test_ok_calls;
 static const struct message_meta *expected_meta;
+static const struct emitter *expected_out;
+
+/*
+ * Counts what the built-in handlers queue. The exact bytes are
+ * check_handlers' business; here each output must be one well-formed JSON
+ * object keyed by a customer id.
+ */
+struct capture {
+    struct emitter emitter; /* first, so that the emitter's address is the capture's */
+    unsigned emitted;
+};
+
+static int capture_emit(struct emitter *e, enum output_topic topic, const void *key, size_t key_len,
+                        const void *value, size_t len)
+{
+    struct capture *c = (struct capture *)e;
+    const char *end = NULL;
+
+    ck_assert_int_lt(topic, OUTPUT_DEAD_LETTERS);
+    ck_assert_uint_eq(key_len, IDENTITY_ID_LEN);
+    ck_assert_int_eq(memcmp(key, "cus_", 4), 0);
+    cJSON *json = cJSON_ParseWithLengthOpts(value, len, &end, 0);
+    ck_assert_msg(cJSON_IsObject(json) && end == (const char *)value + len,
+                  "output is not one JSON object: %.*s", (int)len, (const char *)value);
+    cJSON_Delete(json);
+    c->emitted++;
+    return 0;
+}
+
+static int64_t fixed_clock(void)
+{
+    return CLOCK_MS;
+}
+
+/* A router with the built-in handlers on default settings, the test handlers, and an emitter. */
+struct fixture {
+    struct config *cfg;
+    struct identity_links *links;
+    struct handlers *handlers;
+    struct router *router;
+    struct capture capture;
+};
 
 /* Succeeds, but leaves litter in res that the router must clear. */
 static enum outcome test_ok(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                            struct route_result *res)
+                            struct emitter *out, struct route_result *res)
 {
     unsigned *calls = opaque;
 
     ck_assert(cJSON_IsObject(msg));
     ck_assert_ptr_eq(meta, expected_meta);
+    ck_assert_ptr_eq(out, expected_out);
     (*calls)++;
     res->error_class = ERROR_SCHEMA;
     snprintf(res->reason, sizeof(res->reason), "litter");
@@ -46,41 +95,65 @@ static enum outcome test_ok(void *opaque, const cJSON *msg, const struct message
 }
 
 static enum outcome test_transient(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                                   struct route_result *res)
+                                   struct emitter *out, struct route_result *res)
 {
     (void)opaque;
     (void)msg;
     (void)meta;
+    (void)out;
     return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
                              "test: outputs not acknowledged");
 }
 
 static enum outcome test_identity(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                                  struct route_result *res)
+                                  struct emitter *out, struct route_result *res)
 {
     (void)opaque;
     (void)msg;
     (void)meta;
+    (void)out;
     return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "test: bad number \"%s\"",
                              "12");
 }
 
-static struct router *make_router(size_t max_bytes, int max_depth, enum unknown_type_policy policy,
-                                  struct handler_stats *stats)
+/* The built-in handlers on config_new_defaults() settings, with an empty links table. */
+static void handlers_setup(struct fixture *f)
+{
+    *f = (struct fixture){0};
+    f->cfg = config_new_defaults();
+    ck_assert_ptr_nonnull(f->cfg);
+    f->links = identity_links_new((size_t)f->cfg->identity.max_links);
+    ck_assert_ptr_nonnull(f->links);
+    f->handlers = handlers_new(f->cfg, f->links, fixed_clock);
+    ck_assert_ptr_nonnull(f->handlers);
+    f->capture = (struct capture){.emitter = {.emit = capture_emit}};
+}
+
+static void make_router(struct fixture *f, size_t max_bytes, int max_depth,
+                        enum unknown_type_policy policy)
 {
     struct router_limits limits = {
         .max_message_bytes = max_bytes ? max_bytes : DEFAULT_MAX_BYTES,
         .max_nesting_depth = max_depth ? max_depth : DEFAULT_DEPTH,
         .unknown_type = policy,
     };
-    struct router *r = router_new(&limits);
 
-    ck_assert_ptr_nonnull(r);
-    ck_assert_int_eq(handlers_register(r, stats), 0);
-    ck_assert_int_eq(router_add(r, "test_ok", test_ok, &test_ok_calls), 0);
-    ck_assert_int_eq(router_add(r, "test_transient", test_transient, NULL), 0);
-    ck_assert_int_eq(router_add(r, "test_identity", test_identity, NULL), 0);
-    return r;
+    handlers_setup(f);
+    f->router = router_new(&limits);
+    ck_assert_ptr_nonnull(f->router);
+    ck_assert_int_eq(handlers_register(f->handlers, f->router), 0);
+    ck_assert_int_eq(router_add(f->router, "test_ok", test_ok, &test_ok_calls), 0);
+    ck_assert_int_eq(router_add(f->router, "test_transient", test_transient, NULL), 0);
+    ck_assert_int_eq(router_add(f->router, "test_identity", test_identity, NULL), 0);
+    expected_out = &f->capture.emitter;
+}
+
+static void fixture_free(struct fixture *f)
+{
+    f->router = router_free(f->router);
+    f->handlers = handlers_free(f->handlers);
+    f->links = identity_links_free(f->links);
+    f->cfg = config_free(f->cfg);
 }
 
 /*
@@ -89,18 +162,18 @@ static struct router *make_router(size_t max_bytes, int max_depth, enum unknown_
  * the end is an ASan or valgrind error. res starts as garbage to show that
  * the router initialises all of it.
  */
-static void route_exact(struct router *r, const char *value, size_t len,
+static void route_exact(struct fixture *f, const char *value, size_t len,
                         const struct message_meta *meta, struct route_result *res)
 {
     memset(res, 0xA5, sizeof(*res));
     if (value == NULL) {
-        router_route(r, NULL, len, meta, res);
+        router_route(f->router, NULL, len, meta, &f->capture.emitter, res);
         return;
     }
     char *copy = malloc(len ? len : 1);
     ck_assert_ptr_nonnull(copy);
     memcpy(copy, value, len);
-    router_route(r, copy, len, meta, res);
+    router_route(f->router, copy, len, meta, &f->capture.emitter, res);
     free(copy);
 }
 
@@ -232,6 +305,7 @@ struct route_case {
     const char *type;
     const char *reason;
     char counted; /* 'e', 'w', 'f': that built-in counter rises by one; 't': test_ok ran */
+    bool linked;  /* a form linking an e-mail address and a number: identity.linked too */
 };
 
 #define OK(t, c)     .outcome = OUTCOME_OK, .cls = ERROR_NONE, .type = t, .reason = "", .counted = c
@@ -460,8 +534,8 @@ static const struct route_case cases[] = {
      "{\"type\":\"email_received\",\"message_id\":\"\",\"from\":\"a@b\"}",
      EMAIL_BAD("field \"message_id\" must not be empty")},
     {"email: message_id 256 bytes",
-     "{\"type\":\"email_received\",\"message_id\":\"<FILL>\",\"from\":\"a@b\"}", .nfill = 256,
-     OK("email_received", 'e')},
+     "{\"type\":\"email_received\",\"message_id\":\"<FILL>\",\"from\":\"a@b.example\"}",
+     .nfill = 256, OK("email_received", 'e')},
     {"email: message_id 257 bytes",
      "{\"type\":\"email_received\",\"message_id\":\"<FILL>\",\"from\":\"a@b\"}", .nfill = 257,
      EMAIL_BAD("field \"message_id\" is longer than 256 bytes")},
@@ -471,9 +545,10 @@ static const struct route_case cases[] = {
      EMAIL_BAD("field \"from\" must be a string")},
     {"email: from empty", "{\"type\":\"email_received\",\"message_id\":\"m\",\"from\":\"\"}",
      EMAIL_BAD("field \"from\" must not be empty")},
+    /* 305 blanks and 15 bytes of address: the shape allows 320 bytes, identity trims blanks. */
     {"email: from 320 bytes",
-     "{\"type\":\"email_received\",\"message_id\":\"m\",\"from\":\"<FILL>\"}", .nfill = 320,
-     OK("email_received", 'e')},
+     "{\"type\":\"email_received\",\"message_id\":\"m\",\"from\":\"<FILL>ann@example.com\"}",
+     .nfill = 305, .fill_unit = " ", OK("email_received", 'e')},
     {"email: from 321 bytes",
      "{\"type\":\"email_received\",\"message_id\":\"m\",\"from\":\"<FILL>\"}", .nfill = 321,
      EMAIL_BAD("field \"from\" is longer than 320 bytes")},
@@ -507,9 +582,10 @@ static const struct route_case cases[] = {
      WA_BAD("field \"from\" must be a string")},
     {"whatsapp: from empty", "{\"type\":\"whatsapp_received\",\"message_id\":\"w\",\"from\":\"\"}",
      WA_BAD("field \"from\" must not be empty")},
+    /* 12 bytes of number and 52 separators, which identity drops. */
     {"whatsapp: from 64 bytes",
-     "{\"type\":\"whatsapp_received\",\"message_id\":\"w\",\"from\":\"<FILL>\"}", .nfill = 64,
-     .fill_unit = "5", OK("whatsapp_received", 'w')},
+     "{\"type\":\"whatsapp_received\",\"message_id\":\"w\",\"from\":\"+1555<FILL>1234567\"}",
+     .nfill = 52, .fill_unit = "-", OK("whatsapp_received", 'w')},
     {"whatsapp: from 65 bytes",
      "{\"type\":\"whatsapp_received\",\"message_id\":\"w\",\"from\":\"<FILL>\"}", .nfill = 65,
      .fill_unit = "5", WA_BAD("field \"from\" is longer than 64 bytes")},
@@ -522,6 +598,10 @@ static const struct route_case cases[] = {
      OK("whatsapp_received", 'w')},
     {"whatsapp: boolean timestamp", WA ",\"timestamp\":true}",
      WA_BAD("field \"timestamp\" must be a string or a number")},
+    {"whatsapp: infinite timestamp", WA ",\"timestamp\":1e999}",
+     WA_BAD("field \"timestamp\" must be a finite number")},
+    {"whatsapp: fractional timestamp", WA ",\"timestamp\":1714557600.25}",
+     OK("whatsapp_received", 'w')},
     {"whatsapp: timestamp 65 bytes", WA ",\"timestamp\":\"<FILL>\"}", .nfill = 65,
      WA_BAD("field \"timestamp\" is longer than 64 bytes")},
 
@@ -529,9 +609,9 @@ static const struct route_case cases[] = {
     {"form: phone only", FORM ",\"fields\":{\"phone\":\"+15551234567\",\"name\":\"Bo\"}}",
      OK("form_submitted", 'f')},
     {"form: email and phone",
-     FORM ",\"fields\":{\"email\":\"bo@example.com\",\"phone\":\"555\",\"message\":\"help\"},"
-          "\"submitted_at\":\"2024-05-01\"}",
-     OK("form_submitted", 'f')},
+     FORM ",\"fields\":{\"email\":\"bo@example.com\",\"phone\":\"555 0100\",\"message\":"
+          "\"help\"},\"submitted_at\":\"2024-05-01\"}",
+     OK("form_submitted", 'f'), .linked = true},
     {"form: email with a null phone",
      FORM ",\"fields\":{\"email\":\"bo@example.com\",\"phone\":null}}", OK("form_submitted", 'f')},
     {"form: form_id missing", "{\"type\":\"form_submitted\",\"submission_id\":\"s\",\"fields\":{}}",
@@ -578,12 +658,9 @@ static const struct route_case cases[] = {
 START_TEST(test_route_table)
 {
     const struct route_case *c = &cases[_i];
-    struct handler_stats stats = {0};
     struct message_meta meta = {
         .topic = "crm.inbound", .partition = 3, .offset = 42, .timestamp_ms = -1};
-    struct router *r =
-        make_router(c->max_bytes, c->max_depth,
-                    c->skip_unknown ? UNKNOWN_TYPE_SKIP : UNKNOWN_TYPE_DEAD_LETTER, &stats);
+    struct fixture f;
     struct route_result res;
     char *built = NULL;
     const char *value = c->value;
@@ -596,9 +673,12 @@ START_TEST(test_route_table)
     if (value != NULL && len == 0)
         len = strlen(value);
 
+    make_router(&f, c->max_bytes, c->max_depth,
+                c->skip_unknown ? UNKNOWN_TYPE_SKIP : UNKNOWN_TYPE_DEAD_LETTER);
+    const struct handler_stats *stats = handlers_stats(f.handlers);
     test_ok_calls = 0;
     expected_meta = &meta;
-    route_exact(r, value, len, &meta, &res);
+    route_exact(&f, value, len, &meta, &res);
 
     ck_assert_msg(res.outcome == c->outcome, "%s: outcome %s, want %s", c->name,
                   outcome_name(res.outcome), outcome_name(c->outcome));
@@ -608,17 +688,25 @@ START_TEST(test_route_table)
                   c->type);
     ck_assert_msg(strcmp(res.reason, c->reason) == 0, "%s: reason \"%s\", want \"%s\"", c->name,
                   res.reason, c->reason);
-    ck_assert_msg(stats.email == (c->counted == 'e'), "%s: email count %ju", c->name,
-                  (uintmax_t)stats.email);
-    ck_assert_msg(stats.whatsapp == (c->counted == 'w'), "%s: whatsapp count %ju", c->name,
-                  (uintmax_t)stats.whatsapp);
-    ck_assert_msg(stats.form == (c->counted == 'f'), "%s: form count %ju", c->name,
-                  (uintmax_t)stats.form);
+    ck_assert_msg(stats->email == (c->counted == 'e'), "%s: email count %ju", c->name,
+                  (uintmax_t)stats->email);
+    ck_assert_msg(stats->whatsapp == (c->counted == 'w'), "%s: whatsapp count %ju", c->name,
+                  (uintmax_t)stats->whatsapp);
+    ck_assert_msg(stats->form == (c->counted == 'f'), "%s: form count %ju", c->name,
+                  (uintmax_t)stats->form);
     ck_assert_msg(test_ok_calls == (c->counted == 't'), "%s: test_ok calls %u", c->name,
                   test_ok_calls);
+    /* A handled message made a ticket and a response (and maybe a link); a failed one, nothing. */
+    unsigned want = c->counted == 'e' || c->counted == 'w' || c->counted == 'f' ? 2 : 0;
+    if (c->linked)
+        want++;
+    ck_assert_msg(stats->links == c->linked, "%s: links count %ju", c->name,
+                  (uintmax_t)stats->links);
+    ck_assert_msg(f.capture.emitted == want, "%s: %u outputs, want %u", c->name, f.capture.emitted,
+                  want);
 
     free(built);
-    router_free(r);
+    fixture_free(&f);
 }
 END_TEST
 
@@ -631,28 +719,31 @@ START_TEST(test_prefixes)
     static const char *const messages[] = {
         EMAIL ",\"subject\":\"Ünïcode 😀 \\\"q\\\" \\u00e9\\ud83d\\ude00\",\"n\":[1,-2.5e3,true,"
               "false,null,{}]}",
-        FORM ",\"fields\":{\"email\":\"a@b\",\"phone\":\"+1 555\"}}",
+        FORM ",\"fields\":{\"email\":\"a@b.example\",\"phone\":\"+1 555 010 0123\"}}",
     };
-    struct handler_stats stats = {0};
-    struct router *r = make_router(0, 0, UNKNOWN_TYPE_DEAD_LETTER, &stats);
+    struct fixture f;
     struct route_result res;
+
+    make_router(&f, 0, 0, UNKNOWN_TYPE_DEAD_LETTER);
 
     expected_meta = NULL;
     for (size_t m = 0; m < sizeof(messages) / sizeof(messages[0]); m++) {
         size_t len = strlen(messages[m]);
 
         for (size_t n = 0; n < len; n++) {
-            route_exact(r, messages[m], n, NULL, &res);
+            route_exact(&f, messages[m], n, NULL, &res);
             ck_assert_msg(res.outcome == OUTCOME_PERMANENT && res.error_class == ERROR_PARSE,
                           "prefix %zu of message %zu: %s %s \"%s\"", n, m,
                           outcome_name(res.outcome), error_class_name(res.error_class), res.reason);
         }
-        route_exact(r, messages[m], len, NULL, &res);
+        route_exact(&f, messages[m], len, NULL, &res);
         ck_assert_msg(res.outcome == OUTCOME_OK, "message %zu: %s", m, res.reason);
     }
-    ck_assert_uint_eq(stats.email, 1);
-    ck_assert_uint_eq(stats.form, 1);
-    router_free(r);
+    ck_assert_uint_eq(handlers_stats(f.handlers)->email, 1);
+    ck_assert_uint_eq(handlers_stats(f.handlers)->form, 1);
+    ck_assert_uint_eq(handlers_stats(f.handlers)->links, 1);
+    ck_assert_uint_eq(f.capture.emitted, 5);
+    fixture_free(&f);
 }
 END_TEST
 
@@ -660,20 +751,20 @@ END_TEST
 START_TEST(test_reads_only_len_bytes)
 {
     static const char buf[] = TOK "}" TOK ",\"x\":1}";
-    struct handler_stats stats = {0};
-    struct router *r = make_router(0, 0, UNKNOWN_TYPE_DEAD_LETTER, &stats);
+    struct fixture f;
     struct route_result res;
 
+    make_router(&f, 0, 0, UNKNOWN_TYPE_DEAD_LETTER);
     expected_meta = NULL;
     test_ok_calls = 0;
-    router_route(r, buf, strlen(TOK "}"), NULL, &res);
+    router_route(f.router, buf, strlen(TOK "}"), NULL, &f.capture.emitter, &res);
     ck_assert_int_eq(res.outcome, OUTCOME_OK);
     ck_assert_uint_eq(test_ok_calls, 1);
 
-    router_route(r, buf, strlen(TOK), NULL, &res);
+    router_route(f.router, buf, strlen(TOK), NULL, &f.capture.emitter, &res);
     ck_assert_int_eq(res.outcome, OUTCOME_PERMANENT);
     ck_assert_str_eq(res.reason, "invalid JSON near byte 24");
-    router_free(r);
+    fixture_free(&f);
 }
 END_TEST
 
@@ -681,42 +772,49 @@ START_TEST(test_router_add)
 {
     struct router_limits limits = {.max_message_bytes = 1024, .max_nesting_depth = 8};
     struct router *r = router_new(&limits);
-    struct handler_stats stats = {0};
+    struct fixture f;
     struct route_result res;
     char type[32];
 
+    handlers_setup(&f);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(router_add(r, "test_ok", test_ok, &test_ok_calls), 0);
     ck_assert_int_eq(router_add(r, "test_ok", test_transient, NULL), -EEXIST);
     ck_assert_int_eq(router_add(r, "", test_ok, NULL), -EINVAL);
     ck_assert_int_eq(router_add(r, NULL, test_ok, NULL), -EINVAL);
     ck_assert_int_eq(router_add(r, "x", NULL, NULL), -EINVAL);
-    ck_assert_int_eq(handlers_register(r, &stats), 0);
-    ck_assert_int_eq(handlers_register(r, &stats), -EEXIST);
+    ck_assert_int_eq(handlers_register(f.handlers, r), 0);
+    ck_assert_int_eq(handlers_register(f.handlers, r), -EEXIST);
+    ck_assert_int_eq(handlers_register(NULL, r), -EINVAL);
+    ck_assert_int_eq(handlers_register(f.handlers, NULL), -EINVAL);
 
     /* Many types, and the type string is the router's own copy. */
     for (int i = 0; i < 100; i++) {
         snprintf(type, sizeof(type), "t%d", i);
         ck_assert_int_eq(router_add(r, type, test_transient, NULL), 0);
     }
-    router_route(r, "{\"type\":\"t0\"}", 13, NULL, &res);
+    router_route(r, "{\"type\":\"t0\"}", 13, NULL, &f.capture.emitter, &res);
     ck_assert_int_eq(res.outcome, OUTCOME_TRANSIENT);
     ck_assert_str_eq(res.type, "t0");
-    router_route(r, "{\"type\":\"t99\"}", 14, NULL, &res);
+    router_route(r, "{\"type\":\"t99\"}", 14, NULL, &f.capture.emitter, &res);
     ck_assert_int_eq(res.outcome, OUTCOME_TRANSIENT);
     ck_assert_str_eq(res.type, "t99");
-    router_route(r, "{\"type\":\"t100\"}", 15, NULL, &res);
+    router_route(r, "{\"type\":\"t100\"}", 15, NULL, &f.capture.emitter, &res);
     ck_assert_int_eq(res.outcome, OUTCOME_PERMANENT);
     ck_assert_int_eq(res.error_class, ERROR_UNKNOWN_TYPE);
 
     test_ok_calls = 0;
     expected_meta = NULL;
-    router_route(r, TOK "}", strlen(TOK "}"), NULL, &res);
+    expected_out = &f.capture.emitter;
+    router_route(r, TOK "}", strlen(TOK "}"), NULL, &f.capture.emitter, &res);
     ck_assert_int_eq(res.outcome, OUTCOME_OK);
     ck_assert_uint_eq(test_ok_calls, 1);
 
     ck_assert_ptr_null(router_free(r));
     ck_assert_ptr_null(router_free(NULL));
+    ck_assert_uint_eq(f.capture.emitted, 0);
+    ck_assert_ptr_null(handlers_free(NULL));
+    fixture_free(&f);
 }
 END_TEST
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* email.c -- the email_received handler: shape checks, then counting. */
+/* email.c -- the email_received handler: a ticket and an auto-response for an e-mail. */
 #include "handlers.h"
+
+#include <string.h>
 
 #include "fields.h"
 
@@ -13,15 +15,38 @@ static const struct field_spec email_fields[] = {
 };
 
 enum outcome handler_email(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                           struct route_result *res)
+                           struct emitter *out, struct route_result *res)
 {
-    struct handler_stats *stats = opaque;
+    struct handlers *h = opaque;
+    char email[IDENTITY_EMAIL_MAX + 1];
+    char customer_id[IDENTITY_ID_LEN + 1];
+    const char *why = NULL;
 
-    (void)meta;
     enum outcome outcome =
         fields_check(msg, "", email_fields, sizeof(email_fields) / sizeof(email_fields[0]), res);
     if (outcome != OUTCOME_OK)
         return outcome;
-    stats->email++;
+
+    const char *from = fields_string(msg, "from");
+    if (identity_email(from, strlen(from), email, sizeof(email), &why) < 0)
+        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"from\": %s", why);
+    identity_customer_id("email", email, customer_id);
+
+    struct ticket t = {
+        .channel = "email",
+        .source_id = fields_string(msg, "message_id"),
+        .customer_id = customer_id,
+        .subject = fields_string(msg, "subject"),
+        .body = fields_string(msg, "body"),
+        .name = fields_string(msg, "name"),
+        .email = email,
+        .received_at = fields_item(msg, "received_at"),
+        .to = email,
+        .template_text = h->cfg->responses.email,
+    };
+    outcome = handlers_emit_ticket(h, &t, meta, out, res);
+    if (outcome != OUTCOME_OK)
+        return outcome;
+    h->stats.email++;
     return OUTCOME_OK;
 }

@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* fields.h -- shape checks shared by the built-in handlers (private to src/handlers). */
+/* fields.h -- what the built-in handlers share: shape checks and output writing (private). */
 #ifndef CRM_HANDLERS_FIELDS_H
 #define CRM_HANDLERS_FIELDS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../router.h"
+#include "../jsonbuf.h"
+#include "handlers.h"
 
 /* What a member must hold. */
 enum field_kind {
     FIELD_STRING,           /* a string of min_len..max_len bytes */
-    FIELD_STRING_OR_NUMBER, /* a number, or a string as for FIELD_STRING */
+    FIELD_STRING_OR_NUMBER, /* a finite number, or a string as for FIELD_STRING */
     FIELD_OBJECT,           /* an object; the lengths are ignored */
 };
 
@@ -35,5 +36,65 @@ enum outcome fields_check(const cJSON *obj, const char *prefix, const struct fie
 
 /* Whether obj has the member `name` with a value other than null. */
 bool fields_present(const cJSON *obj, const char *name);
+
+/* The string member `name` of a checked obj, or NULL when it is absent or null. */
+const char *fields_string(const cJSON *obj, const char *name);
+
+/* The member `name` of a checked obj, or NULL when it is absent or null. */
+const cJSON *fields_item(const cJSON *obj, const char *name);
+
+/* The handlers' shared state; one per router, main-loop thread only. */
+struct handlers {
+    const struct config *cfg;
+    struct identity_links *links;
+    int64_t (*clock_ms)(void);
+    struct handler_stats stats;
+    struct jsonbuf buf; /* each output is written here in turn; reused, so rarely grows */
+};
+
+/*
+ * Everything the outputs of one inbound message say. Strings are
+ * NUL-terminated; NULL means absent and is written as null (or, in the
+ * response text, replaced by the template's fallback).
+ */
+struct ticket {
+    const char *channel;     /* "email", "whatsapp" or "form" */
+    const char *source_id;   /* message_id, or submission_id for forms */
+    const char *customer_id; /* IDENTITY_ID_LEN bytes, the outputs' key */
+    const char *subject;
+    const char *body;
+    const char *name;
+    const char *email;         /* normalised */
+    const char *phone;         /* normalised */
+    const cJSON *received_at;  /* a string or a number; NULL when absent */
+    const char *to;            /* where the response goes: email or phone */
+    const char *template_text; /* cfg->responses.<channel> */
+    bool link;                 /* also announce and remember phone -> customer_id */
+};
+
+/*
+ * Write and emit t's outputs in order: ticket.created, response.requested,
+ * then identity.linked when t->link, and after that remember the link. The
+ * link is stored only once every output is queued: a message that fails
+ * here is retried, and the retry must find the link still missing so that
+ * it emits the identity event again. Returns OUTCOME_OK, or
+ * OUTCOME_TRANSIENT with res filled (the output could not be queued, or
+ * memory ran out).
+ */
+enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
+                                  const struct message_meta *meta, struct emitter *out,
+                                  struct route_result *res);
+
+/* The email_received handler; opaque is the struct handlers. */
+enum outcome handler_email(void *opaque, const cJSON *msg, const struct message_meta *meta,
+                           struct emitter *out, struct route_result *res);
+
+/* The whatsapp_received handler; opaque is the struct handlers. */
+enum outcome handler_whatsapp(void *opaque, const cJSON *msg, const struct message_meta *meta,
+                              struct emitter *out, struct route_result *res);
+
+/* The form_submitted handler; opaque is the struct handlers. */
+enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_meta *meta,
+                          struct emitter *out, struct route_result *res);
 
 #endif

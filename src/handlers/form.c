@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* form.c -- the form_submitted handler: shape checks, then counting. */
+/* form.c -- the form_submitted handler: a ticket, an auto-response and e-mail/phone links. */
 #include "handlers.h"
+
+#include <stdio.h>
+#include <string.h>
 
 #include "fields.h"
 
@@ -20,11 +23,14 @@ static const struct field_spec form_inner_fields[] = {
 };
 
 enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                          struct route_result *res)
+                          struct emitter *out, struct route_result *res)
 {
-    struct handler_stats *stats = opaque;
+    struct handlers *h = opaque;
+    char email[IDENTITY_EMAIL_MAX + 1];
+    char phone[IDENTITY_PHONE_MAX + 1];
+    char customer_id[IDENTITY_ID_LEN + 1];
+    const char *why = NULL;
 
-    (void)meta;
     enum outcome outcome =
         fields_check(msg, "", form_fields, sizeof(form_fields) / sizeof(form_fields[0]), res);
     if (outcome != OUTCOME_OK)
@@ -35,10 +41,59 @@ enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_m
                            sizeof(form_inner_fields) / sizeof(form_inner_fields[0]), res);
     if (outcome != OUTCOME_OK)
         return outcome;
+    const char *raw_email = fields_string(fields, "email");
+    const char *raw_phone = fields_string(fields, "phone");
     /* Without an address or a number there is no customer to answer. */
-    if (!fields_present(fields, "email") && !fields_present(fields, "phone"))
+    if (raw_email == NULL && raw_phone == NULL)
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
                                  "fields must hold \"email\" or \"phone\"");
-    stats->form++;
+
+    /* Both are checked before either is used: a form with one bad identifier is a bad form. */
+    if (raw_email != NULL &&
+        identity_email(raw_email, strlen(raw_email), email, sizeof(email), &why) < 0)
+        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY,
+                                 "field \"fields.email\": %s", why);
+    if (raw_phone != NULL &&
+        identity_phone(raw_phone, strlen(raw_phone), h->cfg->identity.default_country_code,
+                       h->cfg->identity.trunk_prefix, phone, sizeof(phone), &why) < 0)
+        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY,
+                                 "field \"fields.phone\": %s", why);
+
+    /*
+     * The e-mail address names the customer when there is one: it is the
+     * stabler identifier, and a number given beside it is linked to it.
+     * The link is announced every time, not only when the table lacks it:
+     * the table learns it when the outputs are queued, so if they then fail
+     * and the message comes round again, a "known" link would never reach
+     * the identities topic. Repeats are harmless; they are the same event.
+     */
+    bool link = false;
+    const char *linked = raw_phone != NULL ? identity_links_get(h->links, phone) : NULL;
+    if (raw_email != NULL) {
+        identity_customer_id("email", email, customer_id);
+        link = raw_phone != NULL;
+    } else if (linked != NULL) {
+        snprintf(customer_id, sizeof(customer_id), "%s", linked);
+    } else {
+        identity_customer_id("phone", phone, customer_id);
+    }
+
+    struct ticket t = {
+        .channel = "form",
+        .source_id = fields_string(msg, "submission_id"),
+        .customer_id = customer_id,
+        .body = fields_string(fields, "message"),
+        .name = fields_string(fields, "name"),
+        .email = raw_email != NULL ? email : NULL,
+        .phone = raw_phone != NULL ? phone : NULL,
+        .received_at = fields_item(msg, "submitted_at"),
+        .to = raw_email != NULL ? email : phone,
+        .template_text = h->cfg->responses.form,
+        .link = link,
+    };
+    outcome = handlers_emit_ticket(h, &t, meta, out, res);
+    if (outcome != OUTCOME_OK)
+        return outcome;
+    h->stats.form++;
     return OUTCOME_OK;
 }

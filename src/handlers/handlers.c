@@ -1,12 +1,43 @@
 /* SPDX-License-Identifier: MIT */
-/* handlers.c -- registers the built-in handlers and holds their shared shape checks. */
+/* handlers.c -- the built-in handlers' state, shared shape checks and output writers. */
 #include "handlers.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fields.h"
 
-int handlers_register(struct router *r, struct handler_stats *stats)
+/* What {name} and {subject} become when the message has none (or an empty one). */
+#define NO_NAME    "there"
+#define NO_SUBJECT "(no subject)"
+
+static int64_t real_clock_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct handlers *handlers_new(const struct config *cfg, struct identity_links *links,
+                              int64_t (*clock_ms)(void))
+{
+    struct handlers *h = calloc(1, sizeof(*h));
+
+    if (h == NULL)
+        return NULL;
+    h->cfg = cfg;
+    h->links = links;
+    h->clock_ms = clock_ms != NULL ? clock_ms : real_clock_ms;
+    jsonbuf_init(&h->buf);
+    return h;
+}
+
+int handlers_register(struct handlers *h, struct router *r)
 {
     static const struct {
         const char *type;
@@ -17,8 +48,10 @@ int handlers_register(struct router *r, struct handler_stats *stats)
         {"form_submitted", handler_form},
     };
 
+    if (h == NULL || r == NULL)
+        return -EINVAL;
     for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
-        int rc = router_add(r, builtins[i].type, builtins[i].fn, stats);
+        int rc = router_add(r, builtins[i].type, builtins[i].fn, h);
 
         if (rc < 0)
             return rc;
@@ -26,11 +59,37 @@ int handlers_register(struct router *r, struct handler_stats *stats)
     return 0;
 }
 
+const struct handler_stats *handlers_stats(const struct handlers *h)
+{
+    return &h->stats;
+}
+
+struct handlers *handlers_free(struct handlers *h)
+{
+    if (h == NULL)
+        return NULL;
+    jsonbuf_free(&h->buf);
+    free(h);
+    return NULL;
+}
+
 bool fields_present(const cJSON *obj, const char *name)
+{
+    return fields_item(obj, name) != NULL;
+}
+
+const cJSON *fields_item(const cJSON *obj, const char *name)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
 
-    return item != NULL && !cJSON_IsNull(item);
+    return item != NULL && !cJSON_IsNull(item) ? item : NULL;
+}
+
+const char *fields_string(const cJSON *obj, const char *name)
+{
+    const cJSON *item = fields_item(obj, name);
+
+    return item != NULL && cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
 static enum outcome check_string(const cJSON *item, const char *prefix,
@@ -76,8 +135,16 @@ static enum outcome check_field(const cJSON *obj, const char *prefix, const stru
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
                                  "field \"%s%s\" must be a string", prefix, spec->name);
     case FIELD_STRING_OR_NUMBER:
-        if (cJSON_IsNumber(item))
-            return OUTCOME_OK;
+        /*
+         * cJSON reads 1e999 as infinity, which no JSON output can carry:
+         * such a number is as unusable as a boolean would be.
+         */
+        if (cJSON_IsNumber(item)) {
+            if (isfinite(item->valuedouble))
+                return OUTCOME_OK;
+            return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
+                                     "field \"%s%s\" must be a finite number", prefix, spec->name);
+        }
         if (cJSON_IsString(item))
             return check_string(item, prefix, spec, res);
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
@@ -101,5 +168,230 @@ enum outcome fields_check(const cJSON *obj, const char *prefix, const struct fie
         if (outcome != OUTCOME_OK)
             return outcome;
     }
+    return OUTCOME_OK;
+}
+
+/*
+ * ms since the epoch as RFC 3339 UTC with milliseconds,
+ * "2026-11-28T12:00:00.123Z". Returns false when the time cannot be
+ * broken down (a clock beyond gmtime's years).
+ */
+static bool format_time(int64_t ms, char *out, size_t outlen)
+{
+    /* Floor division, so that times before 1970 still get 0..999 milliseconds. */
+    int64_t sec = ms / 1000, milli = ms % 1000;
+    struct tm tm;
+
+    if (milli < 0) {
+        milli += 1000;
+        sec--;
+    }
+    time_t t = (time_t)sec;
+    if (gmtime_r(&t, &tm) == NULL)
+        return false;
+    int n = snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)milli);
+    return n > 0 && (size_t)n < outlen;
+}
+
+/* ,"source":{...}: where the input came from, so every output can be traced back to it. */
+static void write_source(struct jsonbuf *b, const struct message_meta *meta, const char *source_id)
+{
+    jsonbuf_append_raw(b, ",\"source\":{\"topic\":");
+    /* The consumer always passes meta; without one (a bare router_route) the fields are null. */
+    if (meta != NULL) {
+        jsonbuf_append_cstring(b, meta->topic);
+        jsonbuf_append_raw(b, ",\"partition\":");
+        jsonbuf_append_int64(b, meta->partition);
+        jsonbuf_append_raw(b, ",\"offset\":");
+        jsonbuf_append_int64(b, meta->offset);
+    } else {
+        jsonbuf_append_raw(b, "null,\"partition\":null,\"offset\":null");
+    }
+    jsonbuf_append_raw(b, ",\"message_id\":");
+    jsonbuf_append_cstring(b, source_id);
+    jsonbuf_append_raw(b, "}");
+}
+
+/* ,"key":value for a string that may be absent (null). */
+static void write_member(struct jsonbuf *b, const char *key, const char *value)
+{
+    jsonbuf_append_raw(b, key);
+    jsonbuf_append_cstring(b, value);
+}
+
+static void write_ticket(struct jsonbuf *b, const struct ticket *t, const char *ticket_id,
+                         const char *created_at, const struct message_meta *meta)
+{
+    jsonbuf_append_raw(b, "{\"event\":\"ticket.created\"");
+    write_member(b, ",\"ticket_id\":", ticket_id);
+    write_member(b, ",\"customer_id\":", t->customer_id);
+    write_member(b, ",\"channel\":", t->channel);
+    write_member(b, ",\"subject\":", t->subject);
+    write_member(b, ",\"body\":", t->body);
+    write_member(b, ",\"contact\":{\"name\":", t->name);
+    write_member(b, ",\"email\":", t->email);
+    write_member(b, ",\"phone\":", t->phone);
+    jsonbuf_append_raw(b, "},\"received_at\":");
+    /* The field checks let only strings and finite numbers through. */
+    if (cJSON_IsString(t->received_at))
+        jsonbuf_append_cstring(b, t->received_at->valuestring);
+    else if (cJSON_IsNumber(t->received_at))
+        jsonbuf_append_double(b, t->received_at->valuedouble);
+    else
+        jsonbuf_append_null(b);
+    write_member(b, ",\"created_at\":", created_at);
+    write_source(b, meta, t->source_id);
+    jsonbuf_append_raw(b, "}");
+}
+
+/* s when it holds something, else the fallback: a greeting needs a word either way. */
+static const char *or_default(const char *s, const char *fallback)
+{
+    return s != NULL && s[0] != '\0' ? s : fallback;
+}
+
+/* The value of the placeholder named name[0..len), or NULL when it is not one. */
+static const char *placeholder(const struct ticket *t, const char *ticket_id, const char *name,
+                               size_t len)
+{
+    static const char *const names[] = {"name", "subject", "ticket_id", "customer_id", "channel"};
+    const char *values[] = {or_default(t->name, NO_NAME), or_default(t->subject, NO_SUBJECT),
+                            ticket_id, t->customer_id, t->channel};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+            return values[i];
+    return NULL;
+}
+
+/*
+ * The response template rendered straight into b as one JSON string, each
+ * piece escaped as it goes, so no second buffer is needed. "{{" and "}}"
+ * are literal braces. A placeholder runs from '{' to the next '{' or '}',
+ * as config.c parses it; config.c has already rejected unknown names and
+ * unbalanced braces, so the fallback of copying a brace as it is only
+ * serves templates that bypassed it.
+ */
+static void write_text(struct jsonbuf *b, const struct ticket *t, const char *ticket_id)
+{
+    const char *p = t->template_text;
+
+    jsonbuf_append_raw(b, "\"");
+    while (*p != '\0') {
+        size_t run = strcspn(p, "{}");
+
+        jsonbuf_append_escaped(b, p, run);
+        p += run;
+        if (*p == '\0')
+            break;
+        if (p[1] == p[0]) {
+            jsonbuf_append(b, p, 1);
+            p += 2;
+            continue;
+        }
+        if (*p == '{') {
+            size_t len = strcspn(p + 1, "{}");
+            const char *value = p[1 + len] == '}' ? placeholder(t, ticket_id, p + 1, len) : NULL;
+
+            if (value != NULL) {
+                jsonbuf_append_escaped(b, value, strlen(value));
+                p += len + 2;
+                continue;
+            }
+        }
+        jsonbuf_append(b, p, 1);
+        p++;
+    }
+    jsonbuf_append_raw(b, "\"");
+}
+
+static void write_response(struct jsonbuf *b, const struct ticket *t, const char *ticket_id,
+                           const struct message_meta *meta)
+{
+    jsonbuf_append_raw(b, "{\"event\":\"response.requested\"");
+    write_member(b, ",\"ticket_id\":", ticket_id);
+    write_member(b, ",\"customer_id\":", t->customer_id);
+    write_member(b, ",\"channel\":", t->channel);
+    write_member(b, ",\"to\":", t->to);
+    jsonbuf_append_raw(b, ",\"text\":");
+    write_text(b, t, ticket_id);
+    write_source(b, meta, t->source_id);
+    jsonbuf_append_raw(b, "}");
+}
+
+static void write_identity(struct jsonbuf *b, const struct ticket *t,
+                           const struct message_meta *meta)
+{
+    jsonbuf_append_raw(b, "{\"event\":\"identity.linked\"");
+    write_member(b, ",\"customer_id\":", t->customer_id);
+    write_member(b, ",\"email\":", t->email);
+    write_member(b, ",\"phone\":", t->phone);
+    write_source(b, meta, t->source_id);
+    jsonbuf_append_raw(b, "}");
+}
+
+/* Queue what b holds to `topic`, keyed by the customer, so one customer's events stay in order. */
+static enum outcome emit(struct handlers *h, const struct ticket *t, enum output_topic topic,
+                         struct emitter *out, struct route_result *res)
+{
+    if (jsonbuf_error(&h->buf) < 0)
+        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "cannot build output: %s",
+                                 strerror(-jsonbuf_error(&h->buf)));
+
+    int rc = out->emit(out, topic, t->customer_id, strlen(t->customer_id), h->buf.data, h->buf.len);
+    /* Too big for the producer: it never will fit, so the input is dead-lettered. */
+    if (rc == -EMSGSIZE)
+        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_OVERSIZE,
+                                 "an output of %zu bytes is larger than the producer accepts "
+                                 "(message.max.bytes)",
+                                 h->buf.len);
+    if (rc < 0)
+        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "cannot queue output: %s",
+                                 strerror(-rc));
+    return OUTCOME_OK;
+}
+
+enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
+                                  const struct message_meta *meta, struct emitter *out,
+                                  struct route_result *res)
+{
+    char ticket_id[IDENTITY_ID_LEN + 1];
+    char created_at[64];
+    enum outcome outcome;
+
+    identity_ticket_id(t->channel, t->source_id, strlen(t->source_id), ticket_id);
+    if (!format_time(h->clock_ms(), created_at, sizeof(created_at)))
+        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                                 "cannot format the clock as a UTC time");
+
+    jsonbuf_reset(&h->buf);
+    write_ticket(&h->buf, t, ticket_id, created_at, meta);
+    if ((outcome = emit(h, t, OUTPUT_TICKETS, out, res)) != OUTCOME_OK)
+        return outcome;
+
+    jsonbuf_reset(&h->buf);
+    write_response(&h->buf, t, ticket_id, meta);
+    if ((outcome = emit(h, t, OUTPUT_RESPONSES, out, res)) != OUTCOME_OK)
+        return outcome;
+
+    if (!t->link)
+        return OUTCOME_OK;
+    jsonbuf_reset(&h->buf);
+    write_identity(&h->buf, t, meta);
+    if ((outcome = emit(h, t, OUTPUT_IDENTITIES, out, res)) != OUTCOME_OK)
+        return outcome;
+    h->stats.links++;
+
+    /*
+     * The outputs are queued but the link is not yet remembered; failing now
+     * sends the message round again, outputs and all, which the ids make
+     * harmless. With max_links 0 the table keeps nothing and says 0; with
+     * no table at all there is nothing to remember.
+     */
+    int rc = h->links != NULL ? identity_links_put(h->links, t->phone, t->customer_id) : 0;
+    if (rc < 0)
+        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                                 "cannot remember the link of %s: %s", t->phone, strerror(-rc));
     return OUTCOME_OK;
 }

@@ -5,28 +5,37 @@
 
 #include <stdint.h>
 
+#include "../config.h"
+#include "../identity.h"
 #include "../router.h"
 
-/* Per-type counts of messages the built-in handlers accepted. Main-loop thread only. */
+/* Counts kept by the built-in handlers. Main-loop thread only. */
 struct handler_stats {
-    uint64_t email;
-    uint64_t whatsapp;
-    uint64_t form;
+    uint64_t email;    /* email_received messages turned into outputs */
+    uint64_t whatsapp; /* whatsapp_received messages turned into outputs */
+    uint64_t form;     /* form_submitted messages turned into outputs */
+    uint64_t links;    /* identity.linked events emitted (new or changed links) */
 };
 
-/* Register the three built-in handlers on r, counting into stats. 0 or negative errno. */
-int handlers_register(struct router *r, struct handler_stats *stats);
+struct handlers;
 
-/* The email_received handler: checks message_id and from (strings, non-empty). */
-enum outcome handler_email(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                           struct route_result *res);
+/*
+ * The built-in handlers' shared state: templates and identity settings from
+ * cfg, the phone-to-customer links table (may hold nothing: max_links 0),
+ * and the wall clock in milliseconds since the epoch for created_at (NULL
+ * for the real one; tests pin it). cfg and links must outlive the result.
+ * NULL when out of memory.
+ */
+struct handlers *handlers_new(const struct config *cfg, struct identity_links *links,
+                              int64_t (*clock_ms)(void));
 
-/* The whatsapp_received handler: checks message_id and from (strings, non-empty). */
-enum outcome handler_whatsapp(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                              struct route_result *res);
+/* Register email_received, whatsapp_received and form_submitted on r. 0 or negative errno. */
+int handlers_register(struct handlers *h, struct router *r);
 
-/* The form_submitted handler: checks form_id, submission_id, fields with email or phone. */
-enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                          struct route_result *res);
+/* The counts. */
+const struct handler_stats *handlers_stats(const struct handlers *h);
+
+/* Free; takes NULL; returns NULL. */
+struct handlers *handlers_free(struct handlers *h);
 
 #endif

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* whatsapp.c -- the whatsapp_received handler: shape checks, then counting. */
+/* whatsapp.c -- the whatsapp_received handler: a ticket and an auto-response for a chat message. */
 #include "handlers.h"
+
+#include <stdio.h>
+#include <string.h>
 
 #include "fields.h"
 
@@ -14,15 +17,44 @@ static const struct field_spec whatsapp_fields[] = {
 };
 
 enum outcome handler_whatsapp(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                              struct route_result *res)
+                              struct emitter *out, struct route_result *res)
 {
-    struct handler_stats *stats = opaque;
+    struct handlers *h = opaque;
+    char phone[IDENTITY_PHONE_MAX + 1];
+    char customer_id[IDENTITY_ID_LEN + 1];
+    const char *why = NULL;
 
-    (void)meta;
     enum outcome outcome = fields_check(msg, "", whatsapp_fields,
                                         sizeof(whatsapp_fields) / sizeof(whatsapp_fields[0]), res);
     if (outcome != OUTCOME_OK)
         return outcome;
-    stats->whatsapp++;
+
+    const char *from = fields_string(msg, "from");
+    if (identity_phone(from, strlen(from), h->cfg->identity.default_country_code,
+                       h->cfg->identity.trunk_prefix, phone, sizeof(phone), &why) < 0)
+        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"from\": %s", why);
+
+    /* A number a form once tied to an e-mail address belongs to that address's customer. */
+    const char *linked = identity_links_get(h->links, phone);
+    if (linked != NULL)
+        snprintf(customer_id, sizeof(customer_id), "%s", linked);
+    else
+        identity_customer_id("phone", phone, customer_id);
+
+    struct ticket t = {
+        .channel = "whatsapp",
+        .source_id = fields_string(msg, "message_id"),
+        .customer_id = customer_id,
+        .body = fields_string(msg, "text"),
+        .name = fields_string(msg, "profile_name"),
+        .phone = phone,
+        .received_at = fields_item(msg, "timestamp"),
+        .to = phone,
+        .template_text = h->cfg->responses.whatsapp,
+    };
+    outcome = handlers_emit_ticket(h, &t, meta, out, res);
+    if (outcome != OUTCOME_OK)
+        return outcome;
+    h->stats.whatsapp++;
     return OUTCOME_OK;
 }

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/* jsonbuf.c -- a growable buffer for writing compact JSON text without building a tree. */
+#include "jsonbuf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The first allocation: enough for a typical output event, so most never grow. */
+#define INITIAL_CAP 1024
+
+/* 2^53: doubles below this magnitude hold every integer exactly. */
+#define EXACT_INT_LIMIT 9007199254740992.0
+
+void jsonbuf_init(struct jsonbuf *b)
+{
+    *b = (struct jsonbuf){0};
+}
+
+void jsonbuf_reset(struct jsonbuf *b)
+{
+    b->len = 0;
+    b->err = 0;
+    if (b->data != NULL)
+        b->data[0] = '\0';
+}
+
+void jsonbuf_free(struct jsonbuf *b)
+{
+    free(b->data);
+    jsonbuf_init(b);
+}
+
+int jsonbuf_error(const struct jsonbuf *b)
+{
+    return b->err;
+}
+
+/* Record the first error; the buffer's text and memory are untouched. */
+static int fail(struct jsonbuf *b, int err)
+{
+    if (b->err == 0)
+        b->err = err;
+    return b->err;
+}
+
+/*
+ * Make room for `more` bytes and the NUL. Capacity doubles, so appending n
+ * bytes one piece at a time costs O(n) copying in all; on failure the
+ * buffer keeps its old memory and text.
+ */
+static int reserve(struct jsonbuf *b, size_t more)
+{
+    if (b->err != 0)
+        return b->err;
+    if (more > SIZE_MAX - 1 - b->len)
+        return fail(b, -ENOMEM);
+
+    size_t need = b->len + more + 1;
+    if (need <= b->cap)
+        return 0;
+
+    size_t cap = b->cap ? b->cap : INITIAL_CAP;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *data = realloc(b->data, cap);
+    if (data == NULL)
+        return fail(b, -ENOMEM);
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+int jsonbuf_append(struct jsonbuf *b, const void *data, size_t len)
+{
+    int rc = reserve(b, len);
+
+    if (rc < 0)
+        return rc;
+    /* memcpy from NULL is undefined even for 0 bytes. */
+    if (len > 0)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int jsonbuf_append_raw(struct jsonbuf *b, const char *s)
+{
+    return jsonbuf_append(b, s, strlen(s));
+}
+
+/* Bytes that RFC 8259 section 7 requires escaped: the quote, the backslash and C0 controls. */
+static bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+int jsonbuf_append_escaped(struct jsonbuf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0;
+
+    /*
+     * Runs of bytes that need nothing are copied whole: most text has no
+     * escapes at all. Bytes >= 0x80 belong to UTF-8 sequences, which JSON
+     * carries as they are.
+     */
+    while (i < len) {
+        size_t run = i;
+
+        while (run < len && !needs_escape((unsigned char)s[run]))
+            run++;
+        if (run > i) {
+            int rc = jsonbuf_append(b, s + i, run - i);
+
+            if (rc < 0)
+                return rc;
+            i = run;
+            if (i == len)
+                break;
+        }
+
+        unsigned char c = (unsigned char)s[i++];
+        char esc[6] = {'\\', 0};
+        size_t n = 2;
+
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0xF];
+            n = 6;
+            break;
+        }
+        int rc = jsonbuf_append(b, esc, n);
+        if (rc < 0)
+            return rc;
+    }
+    /* An empty string still has to leave an error behind when one is pending. */
+    return b->err;
+}
+
+int jsonbuf_append_string(struct jsonbuf *b, const char *s, size_t len)
+{
+    /* The escaped form is at least len + 2 bytes: reserve it once up front. */
+    if (reserve(b, len > SIZE_MAX - 2 ? SIZE_MAX : len + 2) < 0)
+        return b->err;
+    jsonbuf_append(b, "\"", 1);
+    jsonbuf_append_escaped(b, s, len);
+    return jsonbuf_append(b, "\"", 1);
+}
+
+int jsonbuf_append_cstring(struct jsonbuf *b, const char *s)
+{
+    if (s == NULL)
+        return jsonbuf_append_null(b);
+    return jsonbuf_append_string(b, s, strlen(s));
+}
+
+int jsonbuf_append_int64(struct jsonbuf *b, int64_t v)
+{
+    char digits[24];
+    int n = snprintf(digits, sizeof(digits), "%" PRId64, v);
+
+    return jsonbuf_append(b, digits, (size_t)n);
+}
+
+int jsonbuf_append_double(struct jsonbuf *b, double v)
+{
+    char digits[32];
+
+    if (!isfinite(v))
+        return b->err != 0 ? b->err : fail(b, -EINVAL);
+    /* The range test comes first: converting a double outside int64_t's range is undefined. */
+    if (v > -EXACT_INT_LIMIT && v < EXACT_INT_LIMIT && v == (double)(int64_t)v)
+        return jsonbuf_append_int64(b, (int64_t)v);
+    /*
+     * The daemon never calls setlocale(), so LC_NUMERIC is "C" and the
+     * decimal point is '.', as JSON needs. 17 significant digits identify
+     * every double uniquely.
+     */
+    int n = snprintf(digits, sizeof(digits), "%.17g", v);
+    return jsonbuf_append(b, digits, (size_t)n);
+}
+
+int jsonbuf_append_null(struct jsonbuf *b)
+{
+    return jsonbuf_append(b, "null", 4);
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/* jsonbuf.h -- a growable buffer for writing compact JSON text without building a tree. */
+#ifndef CRM_JSONBUF_H
+#define CRM_JSONBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * The text so far is data[0..len), NUL-terminated when len > 0 or data is
+ * set. The struct is public so that it can live inside its owner and cost
+ * no allocation of its own; touch the members only through the functions.
+ * Errors are sticky: after one append fails, every append fails with the
+ * same error until jsonbuf_reset(), so a writer may append a whole document
+ * and check jsonbuf_error() once, and a half-written document is never
+ * mistaken for a whole one.
+ */
+struct jsonbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int err; /* 0, or the first append's negative errno since the last reset */
+};
+
+/* Make b empty, with nothing allocated. */
+void jsonbuf_init(struct jsonbuf *b);
+
+/* Empty b and clear its error, keeping the memory for the next document. */
+void jsonbuf_reset(struct jsonbuf *b);
+
+/* Release b's memory and leave it as jsonbuf_init() does; takes an initialised b. */
+void jsonbuf_free(struct jsonbuf *b);
+
+/* 0, or the sticky negative errno (-ENOMEM) of the first failed append since the last reset. */
+int jsonbuf_error(const struct jsonbuf *b);
+
+/* Append len bytes as they are (punctuation, keys known to need no escaping). 0 or -ENOMEM. */
+int jsonbuf_append(struct jsonbuf *b, const void *data, size_t len);
+
+/* Append the NUL-terminated s as it is. 0 or -ENOMEM. */
+int jsonbuf_append_raw(struct jsonbuf *b, const char *s);
+
+/* Append len bytes of valid UTF-8 escaped for the inside of a JSON string, no quotes. */
+int jsonbuf_append_escaped(struct jsonbuf *b, const char *s, size_t len);
+
+/* Append len bytes of valid UTF-8 as a quoted, escaped JSON string. 0 or -ENOMEM. */
+int jsonbuf_append_string(struct jsonbuf *b, const char *s, size_t len);
+
+/* Append the NUL-terminated s as a JSON string, or null when s is NULL. 0 or -ENOMEM. */
+int jsonbuf_append_cstring(struct jsonbuf *b, const char *s);
+
+/* Append v in decimal. 0 or -ENOMEM. */
+int jsonbuf_append_int64(struct jsonbuf *b, int64_t v);
+
+/*
+ * Append v as a JSON number: in decimal when integral and |v| < 2^53 (so
+ * 1714557600.0 stays 1714557600), else "%.17g", which round-trips. Not
+ * finite (JSON has no such number): -EINVAL, sticky like -ENOMEM.
+ */
+int jsonbuf_append_double(struct jsonbuf *b, double v);
+
+/* Append null. 0 or -ENOMEM. */
+int jsonbuf_append_null(struct jsonbuf *b);
+
+#endif
