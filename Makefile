@@ -55,11 +55,12 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O2 $(WARNIN
              $(SAN_FLAGS) -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
-LIB_SRCS := src/log.c src/config.c src/router.c src/consumer.c \
+LIB_SRCS := src/log.c src/config.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
+            src/publisher.c src/changelog.c src/kafka.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \
             src/handlers/form.c
 MAIN_SRCS := src/main.c
-TEST_NAMES := check_config check_router check_consumer
+TEST_NAMES := check_config check_router check_identity check_handlers check_consumer
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
 MAIN_OBJS := $(MAIN_SRCS:%.c=$(O)/%.o)

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* consumer.c -- the Kafka consumer: subscribe, rebalance, poll batches, store offsets. */
+/* consumer.c -- the Kafka consumer: subscribe, rebalance, poll batches, track outputs, store
+ * offsets. */
 #include "consumer.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,44 +14,79 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "kafka.h"
 #include "log.h"
+#include "publisher.h"
 
 /* How long one seek may take before the retry falls back to trying again later. */
 #define SEEK_TIMEOUT_MS 5000
 
+/* Tokens are allocated this many at a time and recycled: no allocation per message. */
+#define TOKEN_CHUNK 1024
+
 /*
- * State of one assigned partition. `next` is the offset to store at the end of
- * the batch (the offset after the last message handled), -1 when nothing new
- * was handled. A transient failure blocks the partition for the rest of the
- * batch, seeks it back to the failed message and pauses it for the backoff.
+ * One handled input message whose offset is not stored yet: it waits for
+ * `pending` outputs (or its dead letter) to be acknowledged. Tokens of a
+ * partition form its window, in offset order. A token outlives its
+ * partition's interest in it when the partition is revoked or rewound
+ * (`part` is then NULL); it is recycled when its last report arrives.
+ */
+struct token {
+    struct part *part;
+    struct token *next;
+    int64_t offset;
+    int pending;
+    bool failed;
+    rd_kafka_resp_err_t err; /* the first delivery error, for the log */
+};
+
+struct token_chunk {
+    struct token_chunk *next;
+    struct token tokens[TOKEN_CHUNK];
+};
+
+/*
+ * State of one assigned partition. The window's done prefix moves `next`,
+ * the offset to store. A failure (`failing`) stops the partition taking new
+ * messages; once everything before the failed message is done, the window is
+ * cut there, the partition is sought back to it and paused for the backoff.
  */
 struct part {
     char *topic;
     int32_t partition;
+    struct token *head, *tail;
     int64_t next;
-    bool blocked;
-    bool paused;
-    int attempts;      /* consecutive transient failures at the partition's head */
+    bool failing;
+    bool paused;  /* paused by us for a retry (flow control is separate) */
+    int attempts; /* consecutive failures of the message at attempt_offset */
+    int64_t attempt_offset;
     int64_t retry_at;  /* offset to seek back to before resuming, -1 if none pending */
-    int64_t resume_at; /* monotonic milliseconds */
+    int64_t resume_at; /* monotonic milliseconds; 0 while waiting for the window to drain */
 };
 
 struct consumer {
     const struct config *cfg;
     struct router *router;
+    struct publisher *pub;
+    struct emitter emitter;
+    struct token *current; /* the message being routed, for emit() */
     rd_kafka_t *rk;
     rd_kafka_queue_t *commitq; /* replies of bounded synchronous commits */
+    rd_kafka_queue_t *closeq;  /* events of a close in progress */
     uintptr_t commit_seq;      /* tells this commit's reply from a late one */
     rd_kafka_message_t **batch;
     size_t nbatch;
-    struct part *parts;
+    struct part **parts;
     size_t nparts;
     size_t capparts;
-    size_t last;      /* index of the last partition looked up: messages come in runs */
+    size_t last; /* index of the last partition looked up: messages come in runs */
+    struct token *free_tokens;
+    struct token_chunk *chunks;
+    bool flow_paused; /* every partition paused: too many messages in flight */
     bool cooperative; /* the rebalance protocol, cached at assign time */
     bool fatal;
     bool closed;      /* rd_kafka_consumer_close finished */
-    int64_t deadline; /* for commits made from rebalance callbacks while closing */
+    int64_t deadline; /* for work done from rebalance callbacks while closing */
     struct consumer_stats stats;
 };
 
@@ -72,16 +109,71 @@ static int remaining_ms(int64_t deadline)
 
 static struct part *find_part(struct consumer *c, const char *topic, int32_t partition)
 {
-    if (c->last < c->nparts && c->parts[c->last].partition == partition &&
-        strcmp(c->parts[c->last].topic, topic) == 0)
-        return &c->parts[c->last];
+    struct part *p;
+
+    if (c->last < c->nparts) {
+        p = c->parts[c->last];
+        if (p->partition == partition && strcmp(p->topic, topic) == 0)
+            return p;
+    }
     for (size_t i = 0; i < c->nparts; i++) {
-        if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0) {
+        p = c->parts[i];
+        if (p->partition == partition && strcmp(p->topic, topic) == 0) {
             c->last = i;
-            return &c->parts[i];
+            return p;
         }
     }
     return NULL;
+}
+
+static struct token *token_get(struct consumer *c)
+{
+    struct token *t = c->free_tokens;
+
+    if (!t) {
+        struct token_chunk *chunk = malloc(sizeof(*chunk));
+
+        if (!chunk)
+            return NULL;
+        chunk->next = c->chunks;
+        c->chunks = chunk;
+        for (size_t i = 0; i < TOKEN_CHUNK; i++) {
+            chunk->tokens[i].next = c->free_tokens;
+            c->free_tokens = &chunk->tokens[i];
+        }
+        t = c->free_tokens;
+    }
+    c->free_tokens = t->next;
+    memset(t, 0, sizeof(*t));
+    return t;
+}
+
+static void token_put(struct consumer *c, struct token *t)
+{
+    t->next = c->free_tokens;
+    c->free_tokens = t;
+}
+
+/* Let go of t and every token after it: their reports still come, and recycle them. */
+static void orphan_from(struct consumer *c, struct part *p, struct token *t)
+{
+    struct token **link = &p->head;
+
+    while (*link && *link != t)
+        link = &(*link)->next;
+    *link = NULL;
+    p->tail = NULL;
+    for (struct token *prev = p->head; prev; prev = prev->next)
+        p->tail = prev;
+    while (t) {
+        struct token *next = t->next;
+
+        t->part = NULL;
+        c->stats.in_flight--;
+        if (t->pending == 0)
+            token_put(c, t);
+        t = next;
+    }
 }
 
 static int add_part(struct consumer *c, const char *topic, int32_t partition)
@@ -92,33 +184,35 @@ static int add_part(struct consumer *c, const char *topic, int32_t partition)
         return 0;
     if (c->nparts == c->capparts) {
         size_t cap = c->capparts ? c->capparts * 2 : 16;
-        struct part *grown = realloc(c->parts, cap * sizeof(*grown));
+        struct part **grown = realloc(c->parts, cap * sizeof(*grown));
 
         if (!grown)
             return -ENOMEM;
         c->parts = grown;
         c->capparts = cap;
     }
-    p = &c->parts[c->nparts];
-    memset(p, 0, sizeof(*p));
-    p->topic = strdup(topic);
-    if (!p->topic)
+    p = calloc(1, sizeof(*p));
+    if (!p || !(p->topic = strdup(topic))) {
+        free(p);
         return -ENOMEM;
+    }
     p->partition = partition;
     p->next = -1;
     p->retry_at = -1;
-    c->nparts++;
+    p->attempt_offset = -1;
+    c->parts[c->nparts++] = p;
     return 0;
 }
 
-static void remove_part(struct consumer *c, const char *topic, int32_t partition)
+static void remove_part(struct consumer *c, size_t i)
 {
-    struct part *p = find_part(c, topic, partition);
+    struct part *p = c->parts[i];
 
-    if (!p)
-        return;
+    if (p->head)
+        orphan_from(c, p, p->head);
     free(p->topic);
-    *p = c->parts[--c->nparts];
+    free(p);
+    c->parts[i] = c->parts[--c->nparts];
     c->last = 0;
 }
 
@@ -129,6 +223,17 @@ static rd_kafka_topic_partition_list_t *one_part(const struct part *p, int64_t o
 
     rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = offset;
     return l;
+}
+
+static void set_paused(struct consumer *c, struct part *p, bool pause)
+{
+    rd_kafka_topic_partition_list_t *l = one_part(p, RD_KAFKA_OFFSET_INVALID);
+
+    if (pause)
+        rd_kafka_pause_partitions(c->rk, l);
+    else
+        rd_kafka_resume_partitions(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* "crm.inbound[0,1,2] crm.other[4]"-style summary for logs, cut with "..." when long. */
@@ -197,16 +302,24 @@ static int commit_sync(struct consumer *c, int64_t deadline)
     return -EIO;
 }
 
-/* Store the offsets handled in this batch: one call for every partition. */
+static int64_t backoff_ms(const struct config *cfg, int attempts)
+{
+    int64_t ms = cfg->retry.initial_backoff_ms;
+
+    for (int i = 1; i < attempts && ms < cfg->retry.max_backoff_ms; i++)
+        ms *= 2;
+    return ms > cfg->retry.max_backoff_ms ? cfg->retry.max_backoff_ms : ms;
+}
+
+/* Store the offsets that moved since the last call: one call for every partition. */
 static void store_offsets(struct consumer *c)
 {
     rd_kafka_topic_partition_list_t *l = NULL;
     rd_kafka_resp_err_t err;
 
     for (size_t i = 0; i < c->nparts; i++) {
-        struct part *p = &c->parts[i];
+        struct part *p = c->parts[i];
 
-        p->blocked = false;
         if (p->next < 0)
             continue;
         if (!l)
@@ -228,6 +341,135 @@ static void store_offsets(struct consumer *c)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Seek p back to its failed message. Returns 0, or -EAGAIN to try again at resume time. */
+static int seek_back(struct consumer *c, struct part *p)
+{
+    rd_kafka_topic_partition_list_t *l = one_part(p, p->retry_at);
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, l, SEEK_TIMEOUT_MS);
+    const char *why = NULL;
+
+    if (error)
+        why = rd_kafka_error_string(error);
+    else if (l->elems[0].err)
+        why = rd_kafka_err2str(l->elems[0].err);
+    if (why)
+        log_warnx("%s [%" PRId32 "]: seek to %" PRId64 ": %s; trying again later", p->topic,
+                  p->partition, p->retry_at, why);
+    if (error)
+        rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (why)
+        return -EAGAIN;
+    p->retry_at = -1;
+    return 0;
+}
+
+/*
+ * The failed message t is at the head of p's window: everything before it is
+ * stored. Cut the window there, seek back to t and pause for the backoff, so
+ * t and everything after it come again. Nothing is skipped.
+ */
+static void rewind_to(struct consumer *c, struct part *p, struct token *t)
+{
+    int64_t offset = t->offset, wait;
+
+    if (p->attempt_offset == offset) {
+        p->attempts++;
+    } else {
+        p->attempt_offset = offset;
+        p->attempts = 1;
+    }
+    wait = backoff_ms(c->cfg, p->attempts);
+    if (t->err)
+        log_write(p->attempts >= c->cfg->retry.max_attempts ? LOG_ERR : LOG_WARNING,
+                  "%s [%" PRId32 "] offset %" PRId64 ": an output was not acknowledged: %s "
+                  "(attempt %d); retrying in %" PRId64 " ms",
+                  p->topic, p->partition, offset, rd_kafka_err2str(t->err), p->attempts, wait);
+    else
+        log_write(p->attempts >= c->cfg->retry.max_attempts ? LOG_ERR : LOG_WARNING,
+                  "%s [%" PRId32 "] offset %" PRId64 ": attempt %d failed; retrying in %" PRId64
+                  " ms",
+                  p->topic, p->partition, offset, p->attempts, wait);
+    orphan_from(c, p, t);
+    c->stats.retries++;
+    p->failing = false;
+    if (!p->paused) {
+        set_paused(c, p, true);
+        p->paused = true;
+    }
+    p->retry_at = offset;
+    seek_back(c, p);
+    p->resume_at = now_ms() + wait;
+}
+
+/* Move p's done prefix into `next`; rewind when the head failed. */
+static void advance(struct consumer *c, struct part *p)
+{
+    struct token *t;
+
+    while ((t = p->head)) {
+        if (t->failed) {
+            rewind_to(c, p, t);
+            return;
+        }
+        if (t->pending > 0)
+            break;
+        p->head = t->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->next = t->offset + 1;
+        if (t->offset == p->attempt_offset)
+            p->attempts = 0; /* it went through at last */
+        c->stats.in_flight--;
+        token_put(c, t);
+    }
+    /* A failure further on: fetch nothing more until the rewind. */
+    if (p->failing && !p->paused) {
+        set_paused(c, p, true);
+        p->paused = true;
+    }
+}
+
+static void advance_all(struct consumer *c)
+{
+    for (size_t i = 0; i < c->nparts; i++)
+        advance(c, c->parts[i]);
+}
+
+/* A delivery report, served by publisher_poll() or publisher_flush() on this thread. */
+static void on_ack(void *opaque, void *token, rd_kafka_resp_err_t err)
+{
+    struct consumer *c = opaque;
+    struct token *t = token;
+
+    t->pending--;
+    if (err) {
+        c->stats.outputs_failed++;
+        if (!t->failed) {
+            t->failed = true;
+            t->err = err;
+        }
+        if (t->part)
+            t->part->failing = true;
+    } else {
+        c->stats.outputs_ok++;
+    }
+    if (!t->part && t->pending == 0)
+        token_put(c, t);
+}
+
+/* The handlers' emitter: every output is tied to the message being routed. */
+static int emit(struct emitter *e, enum output_topic topic, const void *key, size_t key_len,
+                const void *value, size_t len)
+{
+    struct consumer *c = (struct consumer *)((char *)e - offsetof(struct consumer, emitter));
+    int rc = publisher_send(c->pub, topic, key, key_len, value, len, NULL, 0, c->current);
+
+    if (rc == 0)
+        c->current->pending++;
+    return rc;
+}
+
 /* Release the batch's unhandled messages of the partitions in l. */
 static void drop_revoked(struct consumer *c, const rd_kafka_topic_partition_list_t *l)
 {
@@ -240,6 +482,14 @@ static void drop_revoked(struct consumer *c, const rd_kafka_topic_partition_list
             c->stats.dropped++;
         }
     }
+}
+
+static void count_paused(struct consumer *c)
+{
+    c->stats.paused = 0;
+    for (size_t i = 0; i < c->nparts; i++)
+        c->stats.paused += c->flow_paused || c->parts[i]->paused;
+    c->stats.assigned = (int)c->nparts;
 }
 
 static void on_assign(struct consumer *c, rd_kafka_topic_partition_list_t *l)
@@ -265,12 +515,15 @@ static void on_assign(struct consumer *c, rd_kafka_topic_partition_list_t *l)
     }
     for (int i = 0; i < l->cnt; i++) {
         if (add_part(c, l->elems[i].topic, l->elems[i].partition) < 0) {
-            log_errx("assign: out of memory; leaving the group to retry");
+            log_errx("assign: out of memory; stopping");
             c->fatal = true;
         }
     }
+    /* A new partition joins the flow-control pause in force. */
+    if (c->flow_paused)
+        rd_kafka_pause_partitions(c->rk, l);
     c->stats.assigns++;
-    c->stats.assigned = (int)c->nparts;
+    count_paused(c);
     describe(l, desc, sizeof(desc));
     log_notice("assigned %d partition%s (%s): %s", l->cnt, l->cnt == 1 ? "" : "s",
                c->cooperative ? "cooperative" : "eager", desc);
@@ -292,6 +545,10 @@ static void on_revoke(struct consumer *c, rd_kafka_topic_partition_list_t *l)
         int64_t deadline =
             c->deadline ? c->deadline : now_ms() + c->cfg->processing.shutdown_timeout_s * 1000;
 
+        /* Wait for the outputs in flight, so what is done can be committed now. */
+        if (publisher_flush(c->pub, remaining_ms(deadline)) < 0)
+            log_warnx("revoke: outputs still unacknowledged; their messages will be redone");
+        advance_all(c);
         store_offsets(c);
         commit_sync(c, deadline);
         log_notice("revoked %d partition%s: %s", l->cnt, l->cnt == 1 ? "" : "s", desc);
@@ -307,15 +564,15 @@ static void on_revoke(struct consumer *c, rd_kafka_topic_partition_list_t *l)
     } else {
         rd_kafka_assign(c->rk, NULL);
     }
-    for (int i = 0; i < l->cnt; i++)
-        remove_part(c, l->elems[i].topic, l->elems[i].partition);
-    if (!c->cooperative) {
+    for (size_t i = c->nparts; i-- > 0;) {
+        const struct part *p = c->parts[i];
+
         /* Eager revokes everything: forget anything left. */
-        while (c->nparts)
-            remove_part(c, c->parts[0].topic, c->parts[0].partition);
+        if (!c->cooperative || rd_kafka_topic_partition_list_find(l, p->topic, p->partition))
+            remove_part(c, i);
     }
     c->stats.revokes++;
-    c->stats.assigned = (int)c->nparts;
+    count_paused(c);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -332,9 +589,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         log_errx("rebalance failed: %s; dropping the assignment", rd_kafka_err2str(err));
         on_revoke(c, l);
     }
-    c->stats.paused = 0;
-    for (size_t i = 0; i < c->nparts; i++)
-        c->stats.paused += c->parts[i].paused;
 }
 
 static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -371,57 +625,18 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+/* Consume-level errors come as messages with err set; none of them carries data. */
+static void consume_error(struct consumer *c, rd_kafka_message_t *m)
 {
-    (void)rk;
-    log_write(level < LOG_ERR ? LOG_ERR : level, "kafka: %s: %s", fac, buf);
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
-                    size_t errlen)
-{
-    char errstr[512];
-
-    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "%s: %s", name, errstr);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static rd_kafka_conf_t *make_conf(struct consumer *c, char *err, size_t errlen)
-{
-    const struct config *cfg = c->cfg;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = 0;
-
-    /* The operator's properties first; config validation keeps them off ours. */
-    for (size_t i = 0; rc == 0 && i < cfg->kafka.nproperties; i++)
-        rc = conf_set(conf, cfg->kafka.properties[i].name, cfg->kafka.properties[i].value, err,
-                      errlen);
-    if (rc == 0)
-        rc = conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, err, errlen);
-    if (rc == 0)
-        rc = conf_set(conf, "group.id", cfg->kafka.group_id, err, errlen);
-    if (rc == 0)
-        rc = conf_set(conf, "client.id", cfg->kafka.client_id, err, errlen);
-    if (rc == 0)
-        rc = conf_set(conf, "auto.offset.reset", cfg->kafka.auto_offset_reset, err, errlen);
-    /* At least once: only offsets we store are committed, and we store after handling. */
-    if (rc == 0)
-        rc = conf_set(conf, "enable.auto.offset.store", "false", err, errlen);
-    if (rc == 0)
-        rc = conf_set(conf, "enable.auto.commit", "true", err, errlen);
-    if (rc < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_conf_set_opaque(conf, c);
-    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    return conf;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        return;
+    if (m->rkt)
+        log_warnx("consume %s [%" PRId32 "]: %s", rd_kafka_topic_name(m->rkt), m->partition,
+                  rd_kafka_message_errstr(m));
+    else
+        log_warnx("consume: %s", rd_kafka_message_errstr(m));
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+        c->fatal = true;
 }
 
 struct consumer *consumer_new(const struct config *cfg, struct router *router, char *err,
@@ -438,20 +653,36 @@ struct consumer *consumer_new(const struct config *cfg, struct router *router, c
     }
     c->cfg = cfg;
     c->router = router;
+    c->emitter.emit = emit;
     c->batch = calloc((size_t)cfg->processing.batch_size, sizeof(*c->batch));
     if (!c->batch) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    conf = make_conf(c, err, errlen);
+    c->pub = publisher_new(cfg, on_ack, c, err, errlen);
+    if (!c->pub)
+        goto fail;
+    conf = kafka_conf_new(cfg, err, errlen);
+    /* At least once: only offsets we store are committed, and we store after the outputs. */
+    if (conf &&
+        (kafka_conf_set(conf, "group.id", cfg->kafka.group_id, err, errlen) < 0 ||
+         kafka_conf_set(conf, "auto.offset.reset", cfg->kafka.auto_offset_reset, err, errlen) < 0 ||
+         kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) < 0 ||
+         kafka_conf_set(conf, "enable.auto.commit", "true", err, errlen) < 0)) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
+    }
     if (!conf)
         goto fail;
+    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (!c->rk) {
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
-    conf = NULL; /* owned by c->rk now */
     /* Serve errors, logs and commit results from consumer_poll(). */
     rd_kafka_poll_set_consumer(c->rk);
     c->commitq = rd_kafka_queue_new(c->rk);
@@ -470,23 +701,9 @@ fail:
     return NULL;
 }
 
-/* Consume-level errors come as messages with err set; none of them carries data. */
-static void consume_error(struct consumer *c, rd_kafka_message_t *m)
+static void fill_batch(struct consumer *c, int timeout_ms)
 {
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        return;
-    if (m->rkt)
-        log_warnx("consume %s [%" PRId32 "]: %s", rd_kafka_topic_name(m->rkt), m->partition,
-                  rd_kafka_message_errstr(m));
-    else
-        log_warnx("consume: %s", rd_kafka_message_errstr(m));
-    if (m->err == RD_KAFKA_RESP_ERR__FATAL)
-        c->fatal = true;
-}
-
-static void fill_batch(struct consumer *c)
-{
-    int64_t deadline = now_ms() + c->cfg->processing.batch_timeout_ms;
+    int64_t deadline = now_ms() + timeout_ms;
     size_t max = (size_t)c->cfg->processing.batch_size;
 
     c->nbatch = 0;
@@ -504,99 +721,126 @@ static void fill_batch(struct consumer *c)
     }
 }
 
-static int64_t backoff_ms(const struct config *cfg, int attempts)
-{
-    int64_t ms = cfg->retry.initial_backoff_ms;
-
-    for (int i = 1; i < attempts && ms < cfg->retry.max_backoff_ms; i++)
-        ms *= 2;
-    return ms > cfg->retry.max_backoff_ms ? cfg->retry.max_backoff_ms : ms;
-}
-
-/* Seek p back to its failed message. Returns 0, or -EAGAIN to try again at resume time. */
-static int seek_back(struct consumer *c, struct part *p)
-{
-    rd_kafka_topic_partition_list_t *l = one_part(p, p->retry_at);
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, l, SEEK_TIMEOUT_MS);
-    int rc = 0;
-
-    if (error) {
-        log_warnx("%s [%" PRId32 "]: seek to %" PRId64 ": %s", p->topic, p->partition, p->retry_at,
-                  rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-        rc = -EAGAIN;
-    } else if (l->elems[0].err) {
-        log_warnx("%s [%" PRId32 "]: seek to %" PRId64 ": %s", p->topic, p->partition, p->retry_at,
-                  rd_kafka_err2str(l->elems[0].err));
-        rc = -EAGAIN;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    if (rc == 0)
-        p->retry_at = -1;
-    return rc;
-}
-
-/*
- * A transient failure: nothing after this message in its partition is handled
- * or stored; the partition is paused, and sought back so the message comes
- * again after the backoff. It is never skipped.
- */
-static void retry_later(struct consumer *c, struct part *p, const rd_kafka_message_t *m,
-                        const struct route_result *res)
-{
-    rd_kafka_topic_partition_list_t *l = one_part(p, RD_KAFKA_OFFSET_INVALID);
-    int64_t wait;
-
-    p->attempts++;
-    wait = backoff_ms(c->cfg, p->attempts);
-    p->blocked = true;
-    p->paused = true;
-    p->retry_at = m->offset;
-    p->resume_at = now_ms() + wait;
-    c->stats.retries++;
-    rd_kafka_pause_partitions(c->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    seek_back(c, p);
-    log_write(p->attempts >= c->cfg->retry.max_attempts ? LOG_ERR : LOG_WARNING,
-              "%s [%" PRId32 "] offset %" PRId64 ": %s (attempt %d); retrying in %" PRId64 " ms",
-              p->topic, p->partition, m->offset, res->reason, p->attempts, wait);
-}
-
 static void resume_due(struct consumer *c)
 {
     int64_t now = now_ms();
-    int paused = 0;
 
     for (size_t i = 0; i < c->nparts; i++) {
-        struct part *p = &c->parts[i];
-        rd_kafka_topic_partition_list_t *l;
+        struct part *p = c->parts[i];
 
-        if (!p->paused)
+        if (!p->paused || p->resume_at == 0 || p->resume_at > now)
             continue;
-        if (p->resume_at > now || (p->retry_at >= 0 && seek_back(c, p) < 0)) {
-            paused++;
+        if (p->retry_at >= 0 && seek_back(c, p) < 0) {
+            p->resume_at = now + backoff_ms(c->cfg, p->attempts);
             continue;
         }
-        l = one_part(p, RD_KAFKA_OFFSET_INVALID);
-        rd_kafka_resume_partitions(c->rk, l);
-        rd_kafka_topic_partition_list_destroy(l);
         p->paused = false;
+        p->resume_at = 0;
+        if (!c->flow_paused)
+            set_paused(c, p, false);
     }
-    c->stats.paused = paused;
 }
 
 /*
- * Until the dead-letter publisher exists, a permanent failure is logged with
- * everything needed to find the message again, and its offset is stored.
+ * Bound the messages in flight (handled, outputs not yet acknowledged): at
+ * processing.max_in_flight every partition is paused until half of them are
+ * done. Nothing is dropped: paused partitions resume from where they were.
  */
-static void dead_letter(struct consumer *c, const rd_kafka_message_t *m,
-                        const struct route_result *res)
+static void flow_control(struct consumer *c)
 {
+    uint64_t max = (uint64_t)c->cfg->processing.max_in_flight;
+    bool pause;
+
+    if (!c->flow_paused && c->stats.in_flight >= max)
+        pause = true;
+    else if (c->flow_paused && c->stats.in_flight <= max / 2)
+        pause = false;
+    else
+        return;
+    c->flow_paused = pause;
+    for (size_t i = 0; i < c->nparts; i++)
+        if (!c->parts[i]->paused)
+            set_paused(c, c->parts[i], pause);
+    if (pause) {
+        c->stats.flow_pauses++;
+        log_info("%" PRIu64 " messages wait for their outputs; pausing consumption",
+                 c->stats.in_flight);
+    }
+}
+
+static void iso8601_now(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
+{
+    rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+/*
+ * Copy a message that can never be handled to the dead-letter topic: its key,
+ * value, headers and timestamp, plus crm.* headers saying why and whence. Its
+ * offset is stored once the copy is acknowledged, like any output.
+ */
+static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_message_t *m,
+                        const struct route_result *res, struct token *t)
+{
+    rd_kafka_headers_t *orig = NULL, *h;
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    char num[32], when[64];
+    int rc;
+
+    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        h = rd_kafka_headers_copy(orig);
+    else
+        h = rd_kafka_headers_new(10);
+    add_header(h, "crm.error.class", error_class_name(res->error_class));
+    add_header(h, "crm.error.reason", res->reason);
+    add_header(h, "crm.source.topic", p->topic);
+    snprintf(num, sizeof(num), "%" PRId32, m->partition);
+    add_header(h, "crm.source.partition", num);
+    snprintf(num, sizeof(num), "%" PRId64, m->offset);
+    add_header(h, "crm.source.offset", num);
+    snprintf(num, sizeof(num), "%" PRId64, ts);
+    add_header(h, "crm.source.timestamp", num);
+    add_header(h, "crm.consumer.group", c->cfg->kafka.group_id);
+    add_header(h, "crm.message_type", res->type);
+    snprintf(num, sizeof(num), "%d", p->attempt_offset == m->offset ? p->attempts + 1 : 1);
+    add_header(h, "crm.attempts", num);
+    iso8601_now(when, sizeof(when));
+    add_header(h, "crm.failed_at", when);
+
+    rc = publisher_send(c->pub, OUTPUT_DEAD_LETTERS, m->key, m->key_len, m->payload, m->len,
+                        rd_kafka_headers_copy(h), ts > 0 ? ts : 0, t);
+    if (rc == -EMSGSIZE) {
+        /* Too big for the producer: keep the evidence, point at the original. */
+        snprintf(num, sizeof(num), "%zu", m->len);
+        add_header(h, "crm.value.omitted_bytes", num);
+        rc = publisher_send(c->pub, OUTPUT_DEAD_LETTERS, m->key, m->key_len, NULL, 0, h,
+                            ts > 0 ? ts : 0, t);
+        h = NULL;
+    }
+    if (h)
+        rd_kafka_headers_destroy(h);
+    if (rc < 0) {
+        log_warnx("%s [%" PRId32 "] offset %" PRId64 ": cannot queue the dead letter: %s", p->topic,
+                  m->partition, m->offset, publisher_last_error(c->pub));
+        t->failed = true;
+        p->failing = true;
+        return;
+    }
+    t->pending++;
     c->stats.dead_letters++;
-    log_warnx("%s [%" PRId32 "] offset %" PRId64 ": %s: %s (type \"%s\"); not published: the "
-              "dead-letter topic is not implemented yet",
-              rd_kafka_topic_name(m->rkt), m->partition, m->offset,
-              error_class_name(res->error_class), res->reason, res->type);
+    log_info("%s [%" PRId32 "] offset %" PRId64 ": dead letter: %s: %s", p->topic, m->partition,
+             m->offset, error_class_name(res->error_class), res->reason);
 }
 
 static void handle(struct consumer *c, rd_kafka_message_t *m)
@@ -606,19 +850,38 @@ static void handle(struct consumer *c, rd_kafka_message_t *m)
     rd_kafka_timestamp_type_t tstype;
     struct message_meta meta;
     struct route_result res;
+    struct token *t;
 
-    if (!p || p->blocked) {
-        /* Not ours any more, or behind a failed message that will come again. */
-        c->stats.dropped += !p;
+    if (!p) {
+        c->stats.dropped++; /* not ours any more */
         return;
     }
+    if (p->failing || p->paused)
+        return; /* behind a failed message: it comes again after the rewind */
+    t = token_get(c);
+    if (!t) {
+        log_errx("%s [%" PRId32 "] offset %" PRId64 ": out of memory; retrying", topic,
+                 m->partition, m->offset);
+        p->failing = true;
+        return;
+    }
+    t->part = p;
+    t->offset = m->offset;
+    if (p->tail)
+        p->tail->next = t;
+    else
+        p->head = t;
+    p->tail = t;
+    c->stats.in_flight++;
+    c->current = t;
+
     meta.topic = topic;
     meta.partition = m->partition;
     meta.offset = m->offset;
     meta.key = m->key;
     meta.key_len = m->key_len;
     meta.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
-    router_route(c->router, m->payload, m->len, &meta, &res);
+    router_route(c->router, m->payload, m->len, &meta, &c->emitter, &res);
     c->stats.messages++;
     switch (res.outcome) {
     case OUTCOME_OK:
@@ -630,24 +893,34 @@ static void handle(struct consumer *c, rd_kafka_message_t *m)
                   res.reason);
         break;
     case OUTCOME_PERMANENT:
-        dead_letter(c, m, &res);
+        dead_letter(c, p, m, &res, t);
         break;
     case OUTCOME_TRANSIENT:
-        retry_later(c, p, m, &res);
-        return;
+        log_warnx("%s [%" PRId32 "] offset %" PRId64 ": %s", topic, m->partition, m->offset,
+                  res.reason);
+        t->failed = true;
+        p->failing = true;
+        break;
     }
-    p->attempts = 0;
-    p->next = m->offset + 1;
 }
 
 int consumer_poll(struct consumer *c)
 {
     int routed = 0;
 
-    if (c->fatal)
+    if (c->fatal || publisher_fatal(c->pub))
         return -ENOTRECOVERABLE;
+    publisher_poll(c->pub, 0);
+    advance_all(c);
     resume_due(c);
-    fill_batch(c);
+    flow_control(c);
+    if (c->flow_paused) {
+        /* Wait for acknowledgements instead; still serve the group (timeout 0). */
+        publisher_poll(c->pub, c->cfg->processing.batch_timeout_ms);
+        fill_batch(c, 0);
+    } else {
+        fill_batch(c, c->cfg->processing.batch_timeout_ms);
+    }
     for (size_t i = 0; i < c->nbatch; i++) {
         rd_kafka_message_t *m = c->batch[i];
 
@@ -659,42 +932,23 @@ int consumer_poll(struct consumer *c)
         routed++;
     }
     c->nbatch = 0;
+    publisher_poll(c->pub, 0);
+    advance_all(c);
     store_offsets(c);
-    return c->fatal ? -ENOTRECOVERABLE : routed;
+    count_paused(c);
+    return c->fatal || publisher_fatal(c->pub) ? -ENOTRECOVERABLE : routed;
 }
 
-int consumer_close(struct consumer *c)
+/* Serve the close queue (its rebalance events) until the close is done or the deadline. */
+static int serve_close(struct consumer *c, int64_t deadline)
 {
-    int64_t deadline = now_ms() + (int64_t)c->cfg->processing.shutdown_timeout_s * 1000;
-    rd_kafka_queue_t *q;
-    rd_kafka_error_t *error;
-    int rc = 0, crc;
-
-    c->deadline = deadline;
-    store_offsets(c);
-    crc = commit_sync(c, deadline);
-    if (crc < 0)
-        rc = crc == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
-
-    /*
-     * Leave the group on a queue of our own so the wait can be bounded:
-     * rd_kafka_consumer_close() can hang when the coordinator is gone.
-     */
-    q = rd_kafka_queue_new(c->rk);
-    error = rd_kafka_consumer_close_queue(c->rk, q);
-    if (error) {
-        log_warnx("consumer close: %s", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    }
     while (!rd_kafka_consumer_closed(c->rk)) {
         int wait = remaining_ms(deadline);
         rd_kafka_event_t *ev;
 
-        if (wait == 0) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        ev = rd_kafka_queue_poll(q, wait < 100 ? wait : 100);
+        if (wait == 0)
+            return -ETIMEDOUT;
+        ev = rd_kafka_queue_poll(c->closeq, wait < 100 ? wait : 100);
         if (!ev)
             continue;
         if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
@@ -702,8 +956,37 @@ int consumer_close(struct consumer *c)
                          c);
         rd_kafka_event_destroy(ev);
     }
-    c->closed = rd_kafka_consumer_closed(c->rk);
-    rd_kafka_queue_destroy(q);
+    c->closed = true;
+    return 0;
+}
+
+int consumer_close(struct consumer *c)
+{
+    int64_t deadline = now_ms() + (int64_t)c->cfg->processing.shutdown_timeout_s * 1000;
+    rd_kafka_error_t *error;
+    int rc = 0, crc;
+
+    c->deadline = deadline;
+    if (publisher_flush(c->pub, remaining_ms(deadline)) < 0)
+        rc = -ETIMEDOUT;
+    advance_all(c);
+    store_offsets(c);
+    crc = commit_sync(c, deadline);
+    if (crc < 0 && rc == 0)
+        rc = crc == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+
+    /*
+     * Leave the group on a queue of our own so the wait can be bounded:
+     * rd_kafka_consumer_close() can hang when the coordinator is gone.
+     */
+    c->closeq = rd_kafka_queue_new(c->rk);
+    error = rd_kafka_consumer_close_queue(c->rk, c->closeq);
+    if (error) {
+        log_warnx("consumer close: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    if (serve_close(c, deadline) < 0)
+        rc = -ETIMEDOUT;
     return rc;
 }
 
@@ -714,14 +997,33 @@ struct consumer *consumer_free(struct consumer *c)
     for (size_t i = 0; i < c->nbatch; i++)
         if (c->batch[i])
             rd_kafka_message_destroy(c->batch[i]);
+    if (c->closeq && !c->closed) {
+        /*
+         * A close cut short by its deadline is still running inside
+         * librdkafka, and destroying the handle waits for it: let it finish
+         * (it gives up on a missing coordinator after the session timeout).
+         * The daemon does not come here then; it exits without destroying.
+         */
+        serve_close(c, now_ms() + 600000);
+    }
+    /* Then the producer: its last reports settle tokens that point at partitions. */
+    c->pub = publisher_free(c->pub);
+    while (c->nparts)
+        remove_part(c, c->nparts - 1);
+    if (c->closeq)
+        rd_kafka_queue_destroy(c->closeq);
     if (c->commitq)
         rd_kafka_queue_destroy(c->commitq);
     if (c->rk) {
-        /* Without a finished close, destroy would try to close again and could hang. */
+        /* Without a close, destroy would try one on the consumer queue, where nobody serves. */
         rd_kafka_destroy_flags(c->rk, c->closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
-    for (size_t i = 0; i < c->nparts; i++)
-        free(c->parts[i].topic);
+    while (c->chunks) {
+        struct token_chunk *next = c->chunks->next;
+
+        free(c->chunks);
+        c->chunks = next;
+    }
     free(c->parts);
     free(c->batch);
     free(c);

@@ -16,8 +16,12 @@ struct consumer_stats {
     uint64_t messages;       /* messages taken from Kafka and routed */
     uint64_t ok;             /* handled */
     uint64_t skipped;        /* unknown type under the skip policy */
-    uint64_t dead_letters;   /* permanent failures */
-    uint64_t retries;        /* transient failures (each schedules a retry) */
+    uint64_t dead_letters;   /* permanent failures, copied to the dead-letter topic */
+    uint64_t retries;        /* rewinds after a failure (each schedules a retry) */
+    uint64_t outputs_ok;     /* outputs and dead letters acknowledged by the brokers */
+    uint64_t outputs_failed; /* outputs and dead letters whose delivery failed */
+    uint64_t in_flight;      /* messages handled whose outputs are not all acknowledged */
+    uint64_t flow_pauses;    /* times consumption paused at processing.max_in_flight */
     uint64_t dropped;        /* polled but released unhandled because a rebalance revoked them */
     uint64_t assigns;        /* rebalance callbacks that added partitions */
     uint64_t revokes;        /* rebalance callbacks that took partitions away */
@@ -25,33 +29,37 @@ struct consumer_stats {
     uint64_t commits_ok;     /* offset commits acknowledged (automatic and explicit) */
     uint64_t commits_failed; /* offset commits that failed */
     int assigned;            /* partitions assigned now */
-    int paused;              /* partitions paused now (waiting out a retry backoff) */
+    int paused;              /* partitions paused now (retry backoff or flow control) */
 };
 
 /*
- * Create the consumer and subscribe to cfg->kafka.topics; the router decides
- * each message's outcome. cfg and router must outlive the consumer. Returns
- * NULL with a reason in err on failure. Joining the group happens on the
- * first consumer_poll() calls.
+ * Create the consumer and its producer, and subscribe to cfg->kafka.topics;
+ * the router decides each message's outcome and its handlers' outputs go to
+ * the producer. An input offset is stored only once every output of its
+ * message (or its dead letter) is acknowledged. cfg and router must outlive
+ * the consumer. Returns NULL with a reason in err on failure. Joining the
+ * group happens on the first consumer_poll() calls.
  */
 struct consumer *consumer_new(const struct config *cfg, struct router *router, char *err,
                               size_t errlen);
 
 /*
- * Poll one batch (up to processing.batch_size messages, or what arrives within
- * processing.batch_timeout_ms), route each message, then store the offsets of
- * the handled ones. Returns the number of messages routed, or a negative errno
- * when librdkafka raised a fatal error (-ENOTRECOVERABLE) and the caller must
+ * One turn of the loop: serve delivery reports, poll one batch (up to
+ * processing.batch_size messages, or what arrives within
+ * processing.batch_timeout_ms; none while processing.max_in_flight messages
+ * wait for their outputs), route each message, then store the offsets whose
+ * messages are done. Returns the number of messages routed, or
+ * -ENOTRECOVERABLE when librdkafka raised a fatal error and the caller must
  * shut down.
  */
 int consumer_poll(struct consumer *c);
 
 /*
- * Graceful shutdown: commit the stored offsets synchronously, then leave the
- * group with rd_kafka_consumer_close(), the whole bounded by
- * processing.shutdown_timeout_s. Returns 0, or -ETIMEDOUT when the deadline
- * cut it short (what was committed stays committed), or -EIO when the final
- * commit failed.
+ * Graceful shutdown: wait for the outputs in flight, store and commit
+ * synchronously, then leave the group with rd_kafka_consumer_close(), the
+ * whole bounded by processing.shutdown_timeout_s. Returns 0, or -ETIMEDOUT
+ * when the deadline cut it short (what was committed stays committed), or
+ * -EIO when the final commit failed.
  */
 int consumer_close(struct consumer *c);
 

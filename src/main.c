@@ -10,9 +10,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "changelog.h"
 #include "config.h"
 #include "consumer.h"
 #include "handlers/handlers.h"
+#include "identity.h"
 #include "log.h"
 #include "router.h"
 
@@ -95,52 +97,58 @@ static void reload(const char *path)
     config_free(fresh);
 }
 
-/*
- * librdkafka's threads inherit the signal mask of the thread that creates
- * them: block our signals around rd_kafka_new() so only the main thread takes
- * them, and their system calls are not interrupted.
- */
-static struct consumer *start_consumer(const struct config *cfg, struct router *router, char *err,
-                                       size_t errlen)
-{
-    sigset_t block, old;
-    struct consumer *c;
-
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    c = consumer_new(cfg, router, err, errlen);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return c;
-}
+/* The longest start-up wait for the identity links already published. */
+#define LINKS_LOAD_TIMEOUT_MS 60000
 
 static int run(const char *path, struct config *cfg)
 {
-    struct handler_stats hstats = {0};
     struct router_limits limits = {
         .max_message_bytes = (size_t)cfg->processing.max_message_bytes,
         .max_nesting_depth = cfg->processing.max_nesting_depth,
         .unknown_type = cfg->processing.unknown_type,
     };
+    struct identity_links *links = identity_links_new((size_t)cfg->identity.max_links);
     struct router *router = router_new(&limits);
+    struct handlers *handlers = links ? handlers_new(cfg, links, NULL) : NULL;
+    struct changelog *changelog = NULL;
     struct consumer *c = NULL;
     const struct consumer_stats *st;
+    sigset_t block, old;
     char err[512];
-    int status = EX_OK, close_rc;
+    int status = EX_OK, close_rc = 0;
 
-    if (!router || handlers_register(router, &hstats) < 0) {
+    if (!router || !handlers || handlers_register(handlers, router) < 0) {
         log_errx("out of memory");
-        router_free(router);
-        return EX_OSERR;
+        status = EX_OSERR;
+        goto out;
     }
-    c = start_consumer(cfg, router, err, sizeof(err));
+    /*
+     * librdkafka's threads inherit the signal mask of the thread that creates
+     * them: block our signals while the handles are made, so only the main
+     * thread takes them and their system calls are not interrupted.
+     */
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    changelog = changelog_new(cfg, links, err, sizeof(err));
+    if (changelog)
+        c = consumer_new(cfg, router, err, sizeof(err));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!c) {
-        log_errx("cannot start the Kafka consumer: %s", err);
-        router_free(router);
-        return EX_UNAVAILABLE;
+        log_errx("cannot start the Kafka clients: %s", err);
+        status = EX_UNAVAILABLE;
+        goto out;
     }
+    /* Links made by any instance before now, so the first messages resolve like the last. */
+    if (changelog_load(changelog, LINKS_LOAD_TIMEOUT_MS) < 0)
+        log_warnx("%s: not read to the end in %d s; starting with %zu links, reading on",
+                  cfg->output.identities_topic, LINKS_LOAD_TIMEOUT_MS / 1000,
+                  identity_links_count(links));
+    else
+        log_info("%s: %zu identity links loaded", cfg->output.identities_topic,
+                 identity_links_count(links));
     log_notice("crm-consumerd %s (librdkafka %s) started: group %s, %zu topic%s, brokers %s",
                CRM_VERSION, rd_kafka_version_str(), cfg->kafka.group_id, cfg->kafka.ntopics,
                cfg->kafka.ntopics == 1 ? "" : "s", cfg->kafka.brokers);
@@ -151,13 +159,14 @@ static int run(const char *path, struct config *cfg)
             status = EX_UNAVAILABLE;
             break;
         }
+        changelog_poll(changelog);
         if (reload_requested) {
             reload_requested = 0;
             reload(path);
         }
     }
     if (quit_signal)
-        log_notice("%s: finishing the batch, committing and leaving the group",
+        log_notice("%s: finishing the batch, flushing outputs, committing and leaving the group",
                    strsignal(quit_signal));
 
     close_rc = consumer_close(c);
@@ -170,18 +179,24 @@ static int run(const char *path, struct config *cfg)
                   "consumed again)");
     st = consumer_stats(c);
     log_notice("stopped: %llu messages (%llu handled, %llu skipped, %llu dead letters, %llu "
-               "retries), %llu commits, %llu failed",
+               "retries), %llu outputs acknowledged, %llu failed, %llu commits",
                (unsigned long long)st->messages, (unsigned long long)st->ok,
                (unsigned long long)st->skipped, (unsigned long long)st->dead_letters,
-               (unsigned long long)st->retries, (unsigned long long)st->commits_ok,
-               (unsigned long long)st->commits_failed);
+               (unsigned long long)st->retries, (unsigned long long)st->outputs_ok,
+               (unsigned long long)st->outputs_failed, (unsigned long long)st->commits_ok);
     /*
-     * After a close that ran out of time, destroying the handle would wait for
-     * the group session to expire (up to session.timeout.ms): exit without it.
+     * After a close that ran out of time, destroying the handles would wait
+     * for the group session to expire (up to session.timeout.ms): exit
+     * without it.
      */
-    if (close_rc != -ETIMEDOUT)
-        consumer_free(c);
+    if (close_rc == -ETIMEDOUT)
+        return status;
+out:
+    consumer_free(c);
+    changelog_free(changelog);
     router_free(router);
+    handlers_free(handlers);
+    identity_links_free(links);
     return status;
 }
 

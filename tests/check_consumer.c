@@ -14,6 +14,7 @@
 #include "config.h"
 #include "consumer.h"
 #include "handlers/handlers.h"
+#include "identity.h"
 #include "log.h"
 #include "router.h"
 
@@ -44,10 +45,17 @@ static int fail_left;
 static size_t distinct; /* offsets handled at least once, over all partitions */
 static int attempts_at_fail;
 
+/*
+ * The test handler emits one ticket per message (key = partition, value =
+ * "partition:offset"), so the consumer has an output to wait for before it
+ * may store the offset.
+ */
 static enum outcome test_handler(void *opaque, const cJSON *msg, const struct message_meta *meta,
-                                 struct route_result *res)
+                                 struct emitter *out, struct route_result *res)
 {
     struct record *r = &seen[meta->partition];
+    char value[64];
+    int n, rc;
 
     (void)opaque;
     (void)msg;
@@ -60,6 +68,10 @@ static enum outcome test_handler(void *opaque, const cJSON *msg, const struct me
                                      "test: output not acknowledged");
         }
     }
+    n = snprintf(value, sizeof(value), "%" PRId32 ":%" PRId64, meta->partition, meta->offset);
+    rc = out->emit(out, OUTPUT_TICKETS, value, 1, value, (size_t)n);
+    if (rc < 0)
+        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "test: emit: %d", rc);
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 1024;
         r->offsets = realloc(r->offsets, r->cap * sizeof(*r->offsets));
@@ -129,6 +141,10 @@ static void cluster_up(int partitions)
     mock = rd_kafka_mock_cluster_new(mock_rk, 3);
     ck_assert_ptr_nonnull(mock);
     ck_assert_int_eq(rd_kafka_mock_topic_create(mock, TOPIC, partitions, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, "crm.tickets", 4, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, "crm.responses", 4, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, "crm.identities", 2, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mock, "crm.inbound.dlq", 2, 1), 0);
 
     conf = client_conf();
     ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers",
@@ -228,6 +244,96 @@ static void add_property(struct config *cfg, const char *name, const char *value
     cfg->kafka.nproperties++;
 }
 
+/*
+ * Read every message of `topic` (all partitions, from the beginning, to the
+ * end), calling fn on each; returns how many there were.
+ */
+static int read_topic(const char *topic, int partitions,
+                      void (*fn)(const rd_kafka_message_t *m, void *arg), void *arg)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = client_conf();
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
+    int64_t deadline = now_ms() + 30000;
+    int ends = 0, n = 0;
+    rd_kafka_t *rk;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(mock), errstr,
+                      sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
+    /* librdkafka 2.0 wants a group.id even to assign(); nothing joins or commits. */
+    rd_kafka_conf_set(conf, "group.id", "test-reader", errstr, sizeof(errstr));
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    ck_assert_msg(rk, "%s", errstr);
+    for (int i = 0; i < partitions; i++)
+        rd_kafka_topic_partition_list_add(l, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    ck_assert_int_eq(rd_kafka_assign(rk, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    while (ends < partitions) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+
+        ck_assert_msg(now_ms() < deadline, "%s: %d of %d partitions read", topic, ends, partitions);
+        if (!m)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            ends++;
+        } else {
+            ck_assert_msg(!m->err, "%s: %s", topic, rd_kafka_message_errstr(m));
+            n++;
+            if (fn)
+                fn(m, arg);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* The value of header `name`, NUL-terminated in buf; fails the test when absent. */
+static const char *header(const rd_kafka_message_t *m, const char *name, char *buf, size_t len)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t vlen;
+
+    ck_assert_int_eq(rd_kafka_message_headers(m, &h), 0);
+    ck_assert_msg(rd_kafka_header_get_last(h, name, &v, &vlen) == 0, "no header %s", name);
+    ck_assert_uint_lt(vlen, len);
+    memcpy(buf, v, vlen);
+    buf[vlen] = '\0';
+    return buf;
+}
+
+struct dlq_check {
+    int classes[ERROR_TRANSIENT + 1];
+};
+
+/* Every dead letter carries every crm.* header; count them by class. */
+static void check_dead_letter(const rd_kafka_message_t *m, void *arg)
+{
+    static const char *const names[] = {
+        "crm.error.reason",  "crm.source.topic",     "crm.source.partition",
+        "crm.source.offset", "crm.source.timestamp", "crm.consumer.group",
+        "crm.message_type",  "crm.attempts",         "crm.failed_at",
+    };
+    struct dlq_check *dc = arg;
+    char buf[512];
+    int cls;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        header(m, names[i], buf, sizeof(buf));
+    ck_assert_str_eq(header(m, "crm.source.topic", buf, sizeof(buf)), TOPIC);
+    ck_assert_str_eq(header(m, "crm.consumer.group", buf, sizeof(buf)), "mixed");
+    ck_assert_str_eq(header(m, "crm.attempts", buf, sizeof(buf)), "1");
+    header(m, "crm.error.class", buf, sizeof(buf));
+    for (cls = ERROR_PARSE; cls <= ERROR_TRANSIENT; cls++)
+        if (strcmp(buf, error_class_name(cls)) == 0)
+            break;
+    ck_assert_int_le(cls, ERROR_TRANSIENT);
+    dc->classes[cls]++;
+}
+
 /* Whether rk's group has committed exactly `want` on every partition. */
 static int committed_is(rd_kafka_t *rk, int partitions, const int64_t *want)
 {
@@ -267,7 +373,7 @@ static struct config *test_config(const char *group, const char *strategy)
     return cfg;
 }
 
-static struct router *test_router(struct handler_stats *hs)
+static struct router *test_router(struct handlers *hs)
 {
     struct router_limits lim = {.max_message_bytes = 1048576,
                                 .max_nesting_depth = 64,
@@ -277,7 +383,7 @@ static struct router *test_router(struct handler_stats *hs)
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(router_add(r, "test_event", test_handler, NULL), 0);
     if (hs)
-        ck_assert_int_eq(handlers_register(r, hs), 0);
+        ck_assert_int_eq(handlers_register(hs, r), 0);
     return r;
 }
 
@@ -535,7 +641,8 @@ START_TEST(builtin_types_and_poison)
     };
     const int parts = 2, rounds = 50, nv = (int)(sizeof(values) / sizeof(values[0]));
     int64_t hi[2], done[2];
-    struct handler_stats hs = {0};
+    struct identity_links *links = identity_links_new(100);
+    struct handlers *hs;
     struct config *cfg;
     struct router *r;
     struct consumer *c;
@@ -545,16 +652,31 @@ START_TEST(builtin_types_and_poison)
         produce(i % parts, values[i % nv]);
     ck_assert_int_eq(rd_kafka_flush(producer, 30000), 0);
     cfg = test_config("mixed", NULL);
-    r = test_router(&hs);
+    hs = handlers_new(cfg, links, NULL);
+    r = test_router(hs);
     c = start(cfg, r);
     poll_until(c, (uint64_t)(rounds * nv));
     ck_assert_int_eq(consumer_close(c), 0);
-    ck_assert_uint_eq(hs.email, rounds);
-    ck_assert_uint_eq(hs.whatsapp, rounds);
-    ck_assert_uint_eq(hs.form, rounds);
+    ck_assert_uint_eq(handlers_stats(hs)->email, rounds);
+    ck_assert_uint_eq(handlers_stats(hs)->whatsapp, rounds);
+    ck_assert_uint_eq(handlers_stats(hs)->form, rounds);
     ck_assert_uint_eq(consumer_stats(c)->ok, 3 * rounds);
     ck_assert_uint_eq(consumer_stats(c)->dead_letters, 5 * rounds);
+    /* Two outputs per handled message and one copy per dead letter, all acknowledged. */
+    ck_assert_uint_eq(consumer_stats(c)->outputs_ok, 2 * 3 * rounds + 5 * rounds);
     consumer_free(c);
+    ck_assert_int_eq(read_topic("crm.tickets", 4, NULL, NULL), 3 * rounds);
+    ck_assert_int_eq(read_topic("crm.responses", 4, NULL, NULL), 3 * rounds);
+    {
+        struct dlq_check dc = {0};
+
+        ck_assert_int_eq(read_topic("crm.inbound.dlq", 2, check_dead_letter, &dc), 5 * rounds);
+        ck_assert_int_eq(dc.classes[ERROR_PARSE], 3 * rounds);
+        ck_assert_int_eq(dc.classes[ERROR_UNKNOWN_TYPE], rounds);
+        ck_assert_int_eq(dc.classes[ERROR_SCHEMA], rounds);
+    }
+    handlers_free(hs);
+    identity_links_free(links);
     committed("mixed", parts, done);
     for (int p = 0; p < parts; p++) {
         hi[p] = high_watermark(p);
@@ -594,6 +716,89 @@ START_TEST(close_without_brokers_is_bounded)
 }
 END_TEST
 
+struct ticket_check {
+    unsigned char *hit[MAX_PARTS]; /* hit[p][offset]: a ticket for that input exists */
+    int64_t size[MAX_PARTS];
+};
+
+static void check_ticket(const rd_kafka_message_t *m, void *arg)
+{
+    struct ticket_check *tc = arg;
+    char value[64];
+    int32_t p;
+    int64_t off;
+
+    ck_assert_uint_lt(m->len, sizeof(value));
+    memcpy(value, m->payload, m->len);
+    value[m->len] = '\0';
+    ck_assert_int_eq(sscanf(value, "%" SCNd32 ":%" SCNd64, &p, &off), 2);
+    ck_assert(p >= 0 && p < MAX_PARTS && off >= 0 && off < tc->size[p]);
+    tc->hit[p][off] = 1;
+}
+
+/*
+ * Produce requests fail for a while and the producer gives up on some
+ * outputs: their inputs are redone, nothing is committed past them, and in
+ * the end every input has its output.
+ */
+START_TEST(failed_outputs_are_redone)
+{
+    const int parts = 2, n = 600;
+    rd_kafka_resp_err_t errs[60];
+    struct ticket_check tc = {0};
+    int64_t hi[2], done[2];
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+
+    cluster_up(parts);
+    produce_events(n, parts);
+    cfg = test_config("outputs", NULL);
+    add_property(cfg, "message.timeout.ms", "1000");
+    add_property(cfg, "auto.commit.interval.ms", "200");
+    r = test_router(NULL);
+    for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
+        errs[i] = RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
+    rd_kafka_mock_push_request_errors_array(mock, 0 /* Produce */, sizeof(errs) / sizeof(errs[0]),
+                                            errs);
+    c = start(cfg, r);
+    for (int p = 0; p < parts; p++)
+        hi[p] = high_watermark(p);
+    {
+        int64_t deadline = now_ms() + TIMEOUT_MS;
+
+        /* Done when the group's commits reach the end (automatic commits every 200 ms). */
+        for (int turn = 0;; turn++) {
+            ck_assert_int_ge(consumer_poll(c), 0);
+            ck_assert_msg(now_ms() < deadline, "%zu of %d handled", distinct, n);
+            if (turn % 5 == 0 && committed_is(consumer_handle(c), parts, hi))
+                break;
+        }
+    }
+    ck_assert_int_eq(consumer_close(c), 0);
+    /* The fault really happened, and was retried rather than skipped. */
+    ck_assert_uint_gt(consumer_stats(c)->outputs_failed, 0);
+    ck_assert_uint_gt(consumer_stats(c)->retries, 0);
+    consumer_free(c);
+    committed("outputs", parts, done);
+    for (int p = 0; p < parts; p++)
+        ck_assert_int_eq(done[p], hi[p]);
+    for (int p = 0; p < parts; p++) {
+        tc.hit[p] = calloc((size_t)hi[p], 1);
+        tc.size[p] = hi[p];
+    }
+    ck_assert_int_ge(read_topic("crm.tickets", 4, check_ticket, &tc), n);
+    for (int p = 0; p < parts; p++) {
+        for (int64_t off = 0; off < hi[p]; off++)
+            ck_assert_msg(tc.hit[p][off], "no output for input %d:%" PRId64, p, off);
+        free(tc.hit[p]);
+    }
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=name runs just that one. */
 static void add_case(Suite *s, const char *name, const TTest *test)
 {
@@ -614,6 +819,7 @@ static Suite *consumer_suite(void)
     add_case(s, "rebalance_eager", rebalance_eager);
     add_case(s, "rebalance_cooperative", rebalance_cooperative);
     add_case(s, "mixed", builtin_types_and_poison);
+    add_case(s, "failed_outputs", failed_outputs_are_redone);
     add_case(s, "close_without_brokers", close_without_brokers_is_bounded);
     return s;
 }

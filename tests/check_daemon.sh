@@ -38,7 +38,8 @@ wait_for() {
 }
 
 start_mock() {
-    "$mock" -p 4 crm.inbound > "$tmp/mock.out" &
+    "$mock" -p 4 crm.inbound crm.tickets crm.responses crm.identities crm.inbound.dlq \
+        > "$tmp/mock.out" &
     mpid=$!
     wait_for "$tmp/mock.out" : 10 || { echo "not ok - mock cluster did not start"; exit 1; }
     addr=$(head -n 1 "$tmp/mock.out")
