@@ -109,7 +109,8 @@ $(O)/cflags: FORCE
 
 check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster \
-	    tests/run-tests $(TEST_BINS) tests/check_cli.sh tests/check_daemon.sh
+	    tests/run-tests $(TEST_BINS) tests/check_cli.sh tests/check_daemon.sh \
+	    tests/check_e2e.sh
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
 

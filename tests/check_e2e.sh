@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# check_e2e.sh -- 10,000 mixed inputs from an independent client through the daemon; every
+# valid input has one ticket id and a response, every poison pill its dead letter, and a
+# phone linked by a form resolves to the e-mail's customer, also after a restart.
+set -u
+cd "$(dirname "$0")/.."
+bin=${CRM_BIN:-./crm-consumerd}
+mock=${MOCK_BIN:-build/default/tests/mock_cluster}
+py=/usr/bin/python3
+tmp=$(mktemp -d)
+passed=0 failed=0 dpid= mpid=
+
+cleanup() {
+    [ -n "$dpid" ] && kill -KILL "$dpid" 2>/dev/null
+    [ -n "$mpid" ] && kill -TERM "$mpid" 2>/dev/null
+    wait 2>/dev/null
+    [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+check() { # check NAME COMMAND...
+    local name=$1
+    shift
+    if "$@"; then
+        echo "ok - $name"
+        passed=$((passed + 1))
+    else
+        echo "not ok - $name"
+        failed=$((failed + 1))
+    fi
+}
+
+"$mock" -p 4 crm.inbound crm.tickets crm.responses crm.identities crm.inbound.dlq \
+    > "$tmp/mock.out" &
+mpid=$!
+for _ in $(seq 100); do [ -s "$tmp/mock.out" ] && break; sleep 0.1; done
+addr=$(head -n 1 "$tmp/mock.out")
+cat > "$tmp/crm.conf" <<CONF
+kafka = {
+  brokers = "$addr";
+  group_id = "e2e";
+  properties = { session_timeout_ms = 6000; auto_commit_interval_ms = 500; };
+};
+# Small enough that the oversize pills stay within the mock's 5 MiB partition retention.
+processing = { max_message_bytes = 16384; shutdown_timeout_s = 20; };
+CONF
+
+# run_daemon LOG: start, wait until every input is committed, SIGTERM, expect exit 0.
+run_daemon() {
+    "$bin" -c "$tmp/crm.conf" 2> "$tmp/$1" &
+    dpid=$!
+    check "$1: every input committed" \
+        $py tests/kafka_tool.py wait-committed "$addr" e2e crm.inbound 180
+    kill -TERM "$dpid"
+    wait "$dpid"
+    check "$1: SIGTERM exits 0" [ $? -eq 0 ]
+    dpid=
+}
+
+check "produce 10,000 mixed inputs" $py tests/e2e_tool.py produce "$addr" 10000 "$tmp/manifest"
+run_daemon daemon1.log
+# After a restart the link comes back from the identities topic, not from memory.
+$py tests/e2e_tool.py link-again "$addr" "$tmp/manifest"
+run_daemon daemon2.log
+check "restart: links loaded from the identities topic" \
+    grep -qE 'crm.identities: [1-9][0-9]* identity links loaded' "$tmp/daemon2.log"
+check "every input has its outputs or its dead letter" \
+    $py tests/e2e_tool.py verify "$addr" "$tmp/manifest"
+
+echo "e2e: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
