@@ -799,6 +799,96 @@ START_TEST(failed_outputs_are_redone)
 }
 END_TEST
 
+static void check_omitted(const rd_kafka_message_t *m, void *arg)
+{
+    char buf[64];
+
+    (void)arg;
+    ck_assert_str_eq(header(m, "crm.error.class", buf, sizeof(buf)), "oversize");
+    ck_assert_int_gt(atoi(header(m, "crm.value.omitted_bytes", buf, sizeof(buf))), 3000);
+    ck_assert_uint_eq(m->len, 0);
+}
+
+/*
+ * An output larger than the producer's message.max.bytes can never be sent:
+ * the input is dead-lettered (class oversize) rather than retried forever,
+ * and as the input itself is too big for the producer, its copy goes without
+ * the value, which a header accounts for.
+ */
+START_TEST(oversize_output_is_dead_lettered)
+{
+    char big[3400];
+    int64_t done[1];
+    struct identity_links *links = identity_links_new(10);
+    struct handlers *hs;
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+
+    cluster_up(1);
+    snprintf(big, sizeof(big),
+             "{\"message_type\":\"email_received\",\"message_id\":\"big\","
+             "\"from\":\"a@example.com\",\"body\":\"%3200d\"}",
+             7);
+    produce(0, big);
+    produce(0, "{\"message_type\":\"email_received\",\"message_id\":\"small\","
+               "\"from\":\"a@example.com\"}");
+    ck_assert_int_eq(rd_kafka_flush(producer, 30000), 0);
+    cfg = test_config("oversize", NULL);
+    add_property(cfg, "message.max.bytes", "2000");
+    hs = handlers_new(cfg, links, NULL);
+    r = test_router(hs);
+    c = start(cfg, r);
+    poll_until(c, 2);
+    ck_assert_int_eq(consumer_close(c), 0);
+    ck_assert_uint_eq(consumer_stats(c)->dead_letters, 1);
+    ck_assert_uint_eq(consumer_stats(c)->ok, 1);
+    consumer_free(c);
+    ck_assert_int_eq(read_topic("crm.inbound.dlq", 2, check_omitted, NULL), 1);
+    committed("oversize", 1, done);
+    ck_assert_int_eq(done[0], 2);
+    router_free(r);
+    handlers_free(hs);
+    identity_links_free(links);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
+/*
+ * With a small processing.max_in_flight consumption pauses again and again
+ * while outputs are acknowledged; resuming loses and repeats nothing.
+ */
+START_TEST(flow_control_pauses_without_loss)
+{
+    const int parts = 2, n = 1000;
+    int64_t zero[2] = {0}, hi[2], done[2];
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+
+    cluster_up(parts);
+    produce_events(n, parts);
+    cfg = test_config("flow", NULL);
+    cfg->processing.max_in_flight = 50;
+    r = test_router(NULL);
+    c = start(cfg, r);
+    poll_until(c, (uint64_t)n);
+    ck_assert_int_eq(consumer_close(c), 0);
+    ck_assert_uint_gt(consumer_stats(c)->flow_pauses, 0);
+    consumer_free(c);
+    for (int p = 0; p < parts; p++)
+        hi[p] = high_watermark(p);
+    assert_contiguous(parts, zero, hi);
+    committed("flow", parts, done);
+    for (int p = 0; p < parts; p++)
+        ck_assert_int_eq(done[p], hi[p]);
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=name runs just that one. */
 static void add_case(Suite *s, const char *name, const TTest *test)
 {
@@ -820,6 +910,8 @@ static Suite *consumer_suite(void)
     add_case(s, "rebalance_cooperative", rebalance_cooperative);
     add_case(s, "mixed", builtin_types_and_poison);
     add_case(s, "failed_outputs", failed_outputs_are_redone);
+    add_case(s, "oversize_output", oversize_output_is_dead_lettered);
+    add_case(s, "flow_control", flow_control_pauses_without_loss);
     add_case(s, "close_without_brokers", close_without_brokers_is_bounded);
     return s;
 }

@@ -2,48 +2,8 @@
 # check_daemon.sh -- the real binary on a mock cluster: drain, commit, SIGHUP, SIGTERM, no brokers.
 set -u
 cd "$(dirname "$0")/.."
-bin=${CRM_BIN:-./crm-consumerd}
-mock=${MOCK_BIN:-build/default/tests/mock_cluster}
+. tests/lib.sh
 tool="/usr/bin/python3 tests/kafka_tool.py"
-tmp=$(mktemp -d)
-passed=0 failed=0 dpid= mpid=
-
-cleanup() {
-    [ -n "$dpid" ] && kill -KILL "$dpid" 2>/dev/null
-    [ -n "$mpid" ] && kill -TERM "$mpid" 2>/dev/null
-    wait 2>/dev/null
-    [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-check() { # check NAME CONDITION...
-    local name=$1
-    shift
-    if "$@"; then
-        echo "ok - $name"
-        passed=$((passed + 1))
-    else
-        echo "not ok - $name"
-        failed=$((failed + 1))
-    fi
-}
-
-# wait_for FILE PATTERN SECONDS: until a line of FILE matches (another process writes it).
-wait_for() {
-    local end=$((SECONDS + $3))
-    until grep -qE "$2" "$1" 2>/dev/null; do
-        [ $SECONDS -ge $end ] && return 1
-        sleep 0.1
-    done
-}
-
-start_mock() {
-    "$mock" -p 4 crm.inbound crm.tickets crm.responses crm.identities crm.inbound.dlq \
-        > "$tmp/mock.out" &
-    mpid=$!
-    wait_for "$tmp/mock.out" : 10 || { echo "not ok - mock cluster did not start"; exit 1; }
-    addr=$(head -n 1 "$tmp/mock.out")
-}
 
 write_conf() { # write_conf LEVEL SHUTDOWN_S
     cat > "$tmp/crm.conf" <<CONF
@@ -107,5 +67,4 @@ dpid=
 check "no brokers: SIGTERM still exits 0" [ "$status" -eq 0 ]
 check "no brokers: exits within shutdown_timeout_s + 2 s" [ $((SECONDS - start)) -le 5 ]
 
-echo "daemon: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish daemon

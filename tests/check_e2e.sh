@@ -4,37 +4,10 @@
 # phone linked by a form resolves to the e-mail's customer, also after a restart.
 set -u
 cd "$(dirname "$0")/.."
-bin=${CRM_BIN:-./crm-consumerd}
-mock=${MOCK_BIN:-build/default/tests/mock_cluster}
+. tests/lib.sh
 py=/usr/bin/python3
-tmp=$(mktemp -d)
-passed=0 failed=0 dpid= mpid=
 
-cleanup() {
-    [ -n "$dpid" ] && kill -KILL "$dpid" 2>/dev/null
-    [ -n "$mpid" ] && kill -TERM "$mpid" 2>/dev/null
-    wait 2>/dev/null
-    [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-check() { # check NAME COMMAND...
-    local name=$1
-    shift
-    if "$@"; then
-        echo "ok - $name"
-        passed=$((passed + 1))
-    else
-        echo "not ok - $name"
-        failed=$((failed + 1))
-    fi
-}
-
-"$mock" -p 4 crm.inbound crm.tickets crm.responses crm.identities crm.inbound.dlq \
-    > "$tmp/mock.out" &
-mpid=$!
-for _ in $(seq 100); do [ -s "$tmp/mock.out" ] && break; sleep 0.1; done
-addr=$(head -n 1 "$tmp/mock.out")
+start_mock
 cat > "$tmp/crm.conf" <<CONF
 kafka = {
   brokers = "$addr";
@@ -67,5 +40,4 @@ check "restart: links loaded from the identities topic" \
 check "every input has its outputs or its dead letter" \
     $py tests/e2e_tool.py verify "$addr" "$tmp/manifest"
 
-echo "e2e: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish e2e

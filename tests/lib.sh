@@ -1,0 +1,50 @@
+# lib.sh -- shared by the shell tests: a temporary folder, a mock cluster, ok/not ok lines.
+# Source it from the repository root; it sets bin, mock, tmp, addr (after start_mock).
+bin=${CRM_BIN:-./crm-consumerd}
+mock=${MOCK_BIN:-build/default/tests/mock_cluster}
+tmp=$(mktemp -d)
+passed=0 failed=0 dpid= mpid=
+
+cleanup() {
+    [ -n "$dpid" ] && kill -KILL "$dpid" 2>/dev/null
+    [ -n "$mpid" ] && kill -TERM "$mpid" 2>/dev/null
+    wait 2>/dev/null
+    [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+check() { # check NAME COMMAND...: one ok / not ok line
+    local name=$1
+    shift
+    if "$@"; then
+        echo "ok - $name"
+        passed=$((passed + 1))
+    else
+        echo "not ok - $name"
+        failed=$((failed + 1))
+    fi
+}
+
+# wait_for FILE PATTERN SECONDS: until a line of FILE matches (another process writes it).
+wait_for() {
+    local end=$((SECONDS + $3))
+    until grep -qE "$2" "$1" 2>/dev/null; do
+        [ $SECONDS -ge $end ] && return 1
+        sleep 0.1
+    done
+}
+
+# A mock cluster in its own process with the input and output topics, 4 partitions each.
+start_mock() {
+    "$mock" -p 4 crm.inbound crm.tickets crm.responses crm.identities crm.inbound.dlq \
+        > "$tmp/mock.out" &
+    mpid=$!
+    wait_for "$tmp/mock.out" : 10 || { echo "not ok - mock cluster did not start"; exit 1; }
+    addr=$(head -n 1 "$tmp/mock.out")
+}
+
+# finish NAME: the closing line run-tests reads, and the exit status.
+finish() {
+    echo "$1: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
