@@ -56,11 +56,13 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O2 $(WARNIN
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRCS := src/log.c src/config.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
-            src/publisher.c src/changelog.c src/kafka.c \
+            src/publisher.c src/changelog.c src/kafka.c src/metrics.c src/http.c \
+            src/telemetry.c src/notify.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \
             src/handlers/form.c
 MAIN_SRCS := src/main.c
-TEST_NAMES := check_config check_router check_identity check_handlers check_consumer
+TEST_NAMES := check_config check_router check_identity check_handlers check_metrics check_http \
+              check_consumer
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
 MAIN_OBJS := $(MAIN_SRCS:%.c=$(O)/%.o)
@@ -86,7 +88,7 @@ crm-consumerd:
 endif
 
 $(BIN): $(MAIN_OBJS) $(LIB_OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcrypt -lm
 
 $(O)/%.o: %.c $(O)/cflags
 	@mkdir -p $(dir $@)
@@ -99,7 +101,7 @@ $(O)/tests/mock_cluster: tests/mock_cluster.c $(O)/cflags
 $(O)/tests/%: tests/%.c $(LIB_OBJS) $(O)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) \
-	    $(PKG_LIBS) $(CHECK_LIBS)
+	    $(PKG_LIBS) -lcrypt $(CHECK_LIBS)
 
 # Rebuild everything when the flags change (e.g. SANITIZE on or off).
 $(O)/cflags: FORCE
@@ -110,7 +112,7 @@ $(O)/cflags: FORCE
 check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster \
 	    tests/run-tests $(TEST_BINS) tests/check_cli.sh tests/check_daemon.sh \
-	    tests/check_e2e.sh
+	    tests/check_e2e.sh tests/check_observe.sh tests/check_unit.sh
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
 

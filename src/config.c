@@ -54,6 +54,7 @@ struct field {
     const char *sdef;           /* default of string-valued kinds */
     const char *const *choices; /* NULL-terminated, for F_CHOICE_* */
     bool no_leading_zero;       /* F_DIGITS */
+    bool secret;                /* F_PROPERTIES: values are files holding the value */
 };
 
 static const char *const offset_resets[] = {"earliest", "latest", "error", NULL};
@@ -89,6 +90,7 @@ static const struct field fields[] = {
      .sdef = "earliest",
      .choices = offset_resets},
     {.section = "kafka", .name = "properties", .kind = F_PROPERTIES},
+    {.section = "kafka", .name = "secret_files", .kind = F_PROPERTIES, .secret = true},
     INT("processing", "batch_size", processing.batch_size, 1, 100000, 500),
     INT("processing", "batch_timeout_ms", processing.batch_timeout_ms, 1, 60000, 100),
     INT("processing", "max_in_flight", processing.max_in_flight, 1, 10000000, 10000),
@@ -128,7 +130,12 @@ static const struct field fields[] = {
         "Hello {name}, thank you for contacting us. Your ticket is {ticket_id}."),
     STR("http", "listen", F_LISTEN, http.listen, 0, 0, "127.0.0.1:9464"),
     INT("http", "max_connections", http.max_connections, 1, 100000, 64),
+    INT("http", "max_connections_per_ip", http.max_connections_per_ip, 1, 100000, 16),
     INT("http", "timeout_s", http.timeout_s, 1, 3600, 10),
+    STR("http", "tls_cert_file", F_STRING, http.tls_cert_file, 0, 4096, ""),
+    STR("http", "tls_key_file", F_STRING, http.tls_key_file, 0, 4096, ""),
+    STR("http", "basic_auth_user", F_STRING, http.basic_auth_user, 0, 255, ""),
+    STR("http", "basic_auth_password_hash", F_STRING, http.basic_auth_password_hash, 0, 1024, ""),
     {.section = "log", .name = "level", .kind = F_LEVEL, .off = OFF(log.level), .def = LOG_INFO},
 };
 
@@ -734,7 +741,39 @@ static char *string_of(config_setting_t *s)
     return r < 0 ? NULL : out;
 }
 
-static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *scratch)
+/* Secrets are short; a bigger file is a wrong path, not a password. */
+#define SECRET_MAX 65536
+
+/*
+ * The value held in a secret file (systemd's LoadCredential= puts one under
+ * /run/credentials): its bytes, less one trailing newline. NULL with errno.
+ */
+static char *read_secret(const char *path)
+{
+    FILE *fp = fopen(path, "re");
+    char *buf;
+    size_t len;
+
+    if (!fp)
+        return NULL;
+    buf = malloc(SECRET_MAX + 1);
+    len = buf ? fread(buf, 1, SECRET_MAX + 1, fp) : 0;
+    if (buf && (ferror(fp) || len > SECRET_MAX || memchr(buf, '\0', len))) {
+        free(buf);
+        buf = NULL;
+        errno = len > SECRET_MAX ? EFBIG : EINVAL;
+    }
+    fclose(fp);
+    if (!buf)
+        return NULL;
+    if (len && buf[len - 1] == '\n')
+        len--;
+    buf[len] = '\0';
+    return buf;
+}
+
+static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *scratch,
+                           bool secret)
 {
     const char *cname = config_setting_name(s);
     char *setting = NULL, *name = NULL, *value = NULL, *lit;
@@ -742,17 +781,29 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
     int type = config_setting_type(s);
     struct config_property *props;
 
-    if (asprintf(&setting, "kafka.properties.%s", cname) < 0 || !(name = strdup(cname))) {
+    if (asprintf(&setting, "kafka.%s.%s", secret ? "secret_files" : "properties", cname) < 0 ||
+        !(name = strdup(cname))) {
         c->oom = true;
         goto out;
     }
     for (char *p = name; *p; p++)
         if (*p == '_')
             *p = '.';
+    if (secret && type != CONFIG_TYPE_STRING) {
+        report(c, s, setting, "must be the path of a file holding the value (got %s)",
+               type_name(s));
+        goto out;
+    }
     if (type == CONFIG_TYPE_GROUP || type == CONFIG_TYPE_ARRAY || type == CONFIG_TYPE_LIST) {
         report(c, s, setting, "must be an integer, a float, a boolean or a string (got %s)",
                type_name(s));
         goto out;
+    }
+    for (size_t i = 0; i < c->cfg->kafka.nproperties; i++) {
+        if (strcmp(c->cfg->kafka.properties[i].name, name) == 0) {
+            report(c, s, setting, "set twice (also on line %d)", c->cfg->kafka.properties[i].line);
+            goto out;
+        }
     }
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
         if (strcmp(name, reserved[i].name) != 0)
@@ -770,10 +821,19 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
         free(lit);
         goto out;
     }
-    value = string_of(s);
-    if (!value) {
-        c->oom = true;
-        goto out;
+    if (secret) {
+        value = read_secret(config_setting_get_string(s));
+        if (!value) {
+            report(c, s, setting, "cannot read %s: %s", config_setting_get_string(s),
+                   strerror(errno));
+            goto out;
+        }
+    } else {
+        value = string_of(s);
+        if (!value) {
+            c->oom = true;
+            goto out;
+        }
     }
     errstr[0] = '\0';
     if (rd_kafka_conf_set(scratch, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
@@ -784,7 +844,12 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
         /* Some librdkafka messages end in a newline; the line is ours to end. */
         while (len && isspace((unsigned char)errstr[len - 1]))
             errstr[--len] = '\0';
-        report(c, s, setting, "librdkafka: %s%s", errstr, cut ? "..." : "");
+        /* librdkafka's reason quotes the value: never print a secret. */
+        if (secret)
+            report(c, s, setting, "librdkafka refused the value read from %s",
+                   config_setting_get_string(s));
+        else
+            report(c, s, setting, "librdkafka: %s%s", errstr, cut ? "..." : "");
         goto out;
     }
     props = realloc(c->cfg->kafka.properties,
@@ -803,7 +868,7 @@ out:
     free(value);
 }
 
-static bool check_properties(struct ctx *c, config_setting_t *s, const char *setting)
+static bool check_properties(struct ctx *c, config_setting_t *s, const char *setting, bool secret)
 {
     rd_kafka_conf_t *scratch;
     size_t before = c->ndiags;
@@ -819,7 +884,7 @@ static bool check_properties(struct ctx *c, config_setting_t *s, const char *set
         return false;
     }
     for (int i = 0; i < config_setting_length(s); i++)
-        check_property(c, config_setting_get_elem(s, (unsigned)i), scratch);
+        check_property(c, config_setting_get_elem(s, (unsigned)i), scratch, secret);
     rd_kafka_conf_destroy(scratch);
     return c->ndiags == before;
 }
@@ -871,7 +936,8 @@ static bool check_field(struct ctx *c, const struct field *f, config_setting_t *
         return ok;
     case F_STRING:
     case F_TEMPLATE:
-        if (asprintf(&what, "must be a non-empty string of at most %lld characters", f->max) < 0) {
+        if (asprintf(&what, "must be a %sstring of at most %lld characters",
+                     f->min > 0 ? "non-empty " : "", f->max) < 0) {
             c->oom = true;
             return false;
         }
@@ -939,7 +1005,7 @@ static bool check_field(struct ctx *c, const struct field *f, config_setting_t *
         return v && set_string(c, f->off, v);
     }
     case F_PROPERTIES:
-        return check_properties(c, s, setting);
+        return check_properties(c, s, setting, f->secret);
     }
     return false;
 }
@@ -986,6 +1052,43 @@ static void check_backoff(struct ctx *c)
     else
         report(c, c->set[init], "retry.initial_backoff_ms",
                "must be at most retry.max_backoff_ms (%d)", cfg->retry.max_backoff_ms);
+}
+
+/*
+ * Settings that only make sense together: a certificate with its key, a user
+ * with a password hash, and the hash in crypt(3) form, so that a password
+ * written in clear is refused rather than compared as if it were a hash.
+ */
+static void check_http_pairs(struct ctx *c)
+{
+    static const char *const pairs[][2] = {
+        {"tls_cert_file", "tls_key_file"},
+        {"basic_auth_user", "basic_auth_password_hash"},
+    };
+    const struct config *cfg = c->cfg;
+
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        int a = find_field("http", pairs[i][0]), b = find_field("http", pairs[i][1]);
+        const char *va = *(char *const *)((const char *)cfg + fields[a].off);
+        const char *vb = *(char *const *)((const char *)cfg + fields[b].off);
+        char sa[64], sb[64];
+
+        if (c->bad[a] || c->bad[b] || (va[0] == '\0') == (vb[0] == '\0'))
+            continue;
+        snprintf(sa, sizeof(sa), "http.%s", pairs[i][0]);
+        snprintf(sb, sizeof(sb), "http.%s", pairs[i][1]);
+        if (va[0] != '\0')
+            report(c, c->set[a], sa, "needs %s too", sb);
+        else
+            report(c, c->set[b], sb, "needs %s too", sa);
+    }
+    if (!c->bad[find_field("http", "basic_auth_password_hash")] &&
+        cfg->http.basic_auth_password_hash[0] != '\0' &&
+        cfg->http.basic_auth_password_hash[0] != '$')
+        report(c, c->set[find_field("http", "basic_auth_password_hash")],
+               "http.basic_auth_password_hash",
+               "must be a crypt(3) hash such as \"$y$...\" (make one with mkpasswd), not a "
+               "password");
 }
 
 /*
@@ -1245,6 +1348,7 @@ static void check_root(struct ctx *c, config_setting_t *root)
                "required setting is missing (e.g. brokers = \"localhost:9092\";)");
     check_backoff(c);
     check_outputs(c);
+    check_http_pairs(c);
 }
 
 /* Stable, so messages on one line keep the order they were found in. */

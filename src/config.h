@@ -67,7 +67,12 @@ struct config {
     struct {
         char *listen;
         int max_connections;
+        int max_connections_per_ip;
         int timeout_s;
+        char *tls_cert_file;            /* "" = plain HTTP */
+        char *tls_key_file;             /* set together with tls_cert_file */
+        char *basic_auth_user;          /* "" = no authentication */
+        char *basic_auth_password_hash; /* crypt(3) form: "$y$...", "$2b$..." */
     } http;
     struct {
         int level; /* syslog priority, LOG_ERR .. LOG_DEBUG */

@@ -17,6 +17,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "publisher.h"
+#include "telemetry.h"
 
 /* How long one seek may take before the retry falls back to trying again later. */
 #define SEEK_TIMEOUT_MS 5000
@@ -54,6 +55,7 @@ struct token_chunk {
 struct part {
     char *topic;
     int32_t partition;
+    size_t topic_index; /* in cfg->kafka.topics, for the metrics */
     struct token *head, *tail;
     int64_t next;
     bool failing;
@@ -67,6 +69,7 @@ struct part {
 struct consumer {
     const struct config *cfg;
     struct router *router;
+    struct telemetry *tm;
     struct publisher *pub;
     struct emitter emitter;
     struct token *current; /* the message being routed, for emit() */
@@ -197,6 +200,7 @@ static int add_part(struct consumer *c, const char *topic, int32_t partition)
         return -ENOMEM;
     }
     p->partition = partition;
+    p->topic_index = telemetry_topic_index(c->tm, topic);
     p->next = -1;
     p->retry_at = -1;
     p->attempt_offset = -1;
@@ -278,6 +282,7 @@ static int commit_sync(struct consumer *c, int64_t deadline)
         if (wait == 0) {
             log_warnx("offset commit: no answer from the group coordinator in time");
             c->stats.commits_failed++;
+            telemetry_commit(c->tm, false);
             return -ETIMEDOUT;
         }
         ev = rd_kafka_queue_poll(c->commitq, wait);
@@ -292,6 +297,7 @@ static int commit_sync(struct consumer *c, int64_t deadline)
         rd_kafka_event_destroy(ev);
         if (!err) {
             c->stats.commits_ok++;
+            telemetry_commit(c->tm, true);
             return 0;
         }
     }
@@ -299,6 +305,7 @@ static int commit_sync(struct consumer *c, int64_t deadline)
         return 0; /* nothing stored since the last commit */
     log_warnx("offset commit: %s", rd_kafka_err2str(err));
     c->stats.commits_failed++;
+    telemetry_commit(c->tm, false);
     return -EIO;
 }
 
@@ -390,8 +397,11 @@ static void rewind_to(struct consumer *c, struct part *p, struct token *t)
                   "%s [%" PRId32 "] offset %" PRId64 ": attempt %d failed; retrying in %" PRId64
                   " ms",
                   p->topic, p->partition, offset, p->attempts, wait);
+    if (t->err)
+        telemetry_message(c->tm, p->topic_index, MESSAGE_ERROR, 0);
     orphan_from(c, p, t);
     c->stats.retries++;
+    telemetry_retry(c->tm);
     p->failing = false;
     if (!p->paused) {
         set_paused(c, p, true);
@@ -437,12 +447,13 @@ static void advance_all(struct consumer *c)
 }
 
 /* A delivery report, served by publisher_poll() or publisher_flush() on this thread. */
-static void on_ack(void *opaque, void *token, rd_kafka_resp_err_t err)
+static void on_ack(void *opaque, void *token, enum output_topic topic, rd_kafka_resp_err_t err)
 {
     struct consumer *c = opaque;
     struct token *t = token;
 
     t->pending--;
+    telemetry_output(c->tm, topic, !err);
     if (err) {
         c->stats.outputs_failed++;
         if (!t->failed) {
@@ -523,6 +534,7 @@ static void on_assign(struct consumer *c, rd_kafka_topic_partition_list_t *l)
     if (c->flow_paused)
         rd_kafka_pause_partitions(c->rk, l);
     c->stats.assigns++;
+    telemetry_rebalance(c->tm, REBALANCE_ASSIGN);
     count_paused(c);
     describe(l, desc, sizeof(desc));
     log_notice("assigned %d partition%s (%s): %s", l->cnt, l->cnt == 1 ? "" : "s",
@@ -539,6 +551,7 @@ static void on_revoke(struct consumer *c, rd_kafka_topic_partition_list_t *l)
     if (lost) {
         /* Another member may own them already: a commit now could overwrite its progress. */
         c->stats.lost++;
+        telemetry_rebalance(c->tm, REBALANCE_LOST);
         log_warnx("lost %d partition%s without a clean revoke; not committing: %s", l->cnt,
                   l->cnt == 1 ? "" : "s", desc);
     } else {
@@ -572,6 +585,7 @@ static void on_revoke(struct consumer *c, rd_kafka_topic_partition_list_t *l)
             remove_part(c, i);
     }
     c->stats.revokes++;
+    telemetry_rebalance(c->tm, REBALANCE_REVOKE);
     count_paused(c);
 }
 
@@ -602,9 +616,11 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         return;
     if (err) {
         c->stats.commits_failed++;
+        telemetry_commit(c->tm, false);
         log_warnx("automatic offset commit: %s", rd_kafka_err2str(err));
     } else {
         c->stats.commits_ok++;
+        telemetry_commit(c->tm, true);
     }
 }
 
@@ -616,6 +632,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
         log_errx("kafka: fatal: %s", fatal);
+        telemetry_fatal(c->tm, fatal);
         c->fatal = true;
     } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
         /* Informational: librdkafka keeps reconnecting by itself. */
@@ -623,6 +640,16 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     } else {
         log_warnx("kafka: %s: %s", rd_kafka_err2name(err), reason);
     }
+}
+
+/* librdkafka's statistics, every statistics.interval.ms, served by consumer_poll(). */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    struct consumer *c = opaque;
+
+    (void)rk;
+    telemetry_stats(c->tm, json, len);
+    return 0; /* librdkafka frees json */
 }
 
 /* Consume-level errors come as messages with err set; none of them carries data. */
@@ -639,8 +666,17 @@ static void consume_error(struct consumer *c, rd_kafka_message_t *m)
         c->fatal = true;
 }
 
-struct consumer *consumer_new(const struct config *cfg, struct router *router, char *err,
-                              size_t errlen)
+/* Whether the operator set a librdkafka property. */
+static bool has_property(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->kafka.nproperties; i++)
+        if (strcmp(cfg->kafka.properties[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+struct consumer *consumer_new(const struct config *cfg, struct router *router, struct telemetry *tm,
+                              char *err, size_t errlen)
 {
     struct consumer *c = calloc(1, sizeof(*c));
     rd_kafka_topic_partition_list_t *topics = NULL;
@@ -653,6 +689,7 @@ struct consumer *consumer_new(const struct config *cfg, struct router *router, c
     }
     c->cfg = cfg;
     c->router = router;
+    c->tm = tm;
     c->emitter.emit = emit;
     c->batch = calloc((size_t)cfg->processing.batch_size, sizeof(*c->batch));
     if (!c->batch) {
@@ -672,9 +709,16 @@ struct consumer *consumer_new(const struct config *cfg, struct router *router, c
         rd_kafka_conf_destroy(conf);
         conf = NULL;
     }
+    /* Lag and broker states come from the statistics: on by default, every 5 s. */
+    if (conf && !has_property(cfg, "statistics.interval.ms") &&
+        kafka_conf_set(conf, "statistics.interval.ms", "5000", err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
+    }
     if (!conf)
         goto fail;
     rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -839,6 +883,7 @@ static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_messa
     }
     t->pending++;
     c->stats.dead_letters++;
+    telemetry_dead_letter(c->tm, res->error_class);
     log_info("%s [%" PRId32 "] offset %" PRId64 ": dead letter: %s: %s", p->topic, m->partition,
              m->offset, error_class_name(res->error_class), res->reason);
 }
@@ -850,6 +895,8 @@ static void handle(struct consumer *c, rd_kafka_message_t *m)
     rd_kafka_timestamp_type_t tstype;
     struct message_meta meta;
     struct route_result res;
+    struct timespec start, end;
+    enum message_status status;
     struct token *t;
 
     if (!p) {
@@ -881,27 +928,38 @@ static void handle(struct consumer *c, rd_kafka_message_t *m)
     meta.key = m->key;
     meta.key_len = m->key_len;
     meta.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    telemetry_handling(c->tm, true);
     router_route(c->router, m->payload, m->len, &meta, &c->emitter, &res);
+    telemetry_handling(c->tm, false);
     c->stats.messages++;
     switch (res.outcome) {
     case OUTCOME_OK:
         c->stats.ok++;
+        status = MESSAGE_SUCCESS;
         break;
     case OUTCOME_SKIPPED:
         c->stats.skipped++;
+        status = MESSAGE_SUCCESS;
         log_debug("%s [%" PRId32 "] offset %" PRId64 ": %s", topic, m->partition, m->offset,
                   res.reason);
         break;
     case OUTCOME_PERMANENT:
         dead_letter(c, p, m, &res, t);
+        status = MESSAGE_DEAD_LETTER;
         break;
     case OUTCOME_TRANSIENT:
+    default:
         log_warnx("%s [%" PRId32 "] offset %" PRId64 ": %s", topic, m->partition, m->offset,
                   res.reason);
         t->failed = true;
         p->failing = true;
+        status = MESSAGE_FAILURE;
         break;
     }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    telemetry_message(c->tm, p->topic_index, status,
+                      (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9);
 }
 
 int consumer_poll(struct consumer *c)
@@ -936,6 +994,8 @@ int consumer_poll(struct consumer *c)
     advance_all(c);
     store_offsets(c);
     count_paused(c);
+    telemetry_partitions(c->tm, c->stats.assigned, c->stats.paused, c->stats.in_flight);
+    telemetry_poll(c->tm);
     return c->fatal || publisher_fatal(c->pub) ? -ENOTRECOVERABLE : routed;
 }
 

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "router.h"
+#include "telemetry.h"
 
 struct consumer;
 
@@ -37,11 +38,13 @@ struct consumer_stats {
  * the router decides each message's outcome and its handlers' outputs go to
  * the producer. An input offset is stored only once every output of its
  * message (or its dead letter) is acknowledged. cfg and router must outlive
- * the consumer. Returns NULL with a reason in err on failure. Joining the
- * group happens on the first consumer_poll() calls.
+ * the consumer. Everything it does is counted in tm (and the statistics it
+ * asks librdkafka for feed tm's lag and readiness). Returns NULL with a
+ * reason in err on failure. Joining the group happens on the first
+ * consumer_poll() calls.
  */
-struct consumer *consumer_new(const struct config *cfg, struct router *router, char *err,
-                              size_t errlen);
+struct consumer *consumer_new(const struct config *cfg, struct router *router, struct telemetry *tm,
+                              char *err, size_t errlen);
 
 /*
  * One turn of the loop: serve delivery reports, poll one batch (up to

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -14,9 +15,12 @@
 #include "config.h"
 #include "consumer.h"
 #include "handlers/handlers.h"
+#include "http.h"
 #include "identity.h"
 #include "log.h"
+#include "notify.h"
 #include "router.h"
+#include "telemetry.h"
 
 #define DEFAULT_CONFIG "/etc/crm-consumer.conf"
 
@@ -85,8 +89,10 @@ static struct config *load_config(const char *path, int prefixed, int *status)
 static void reload(const char *path)
 {
     int status;
-    struct config *fresh = load_config(path, 1, &status);
+    struct config *fresh;
 
+    notify_reloading();
+    fresh = load_config(path, 1, &status);
     if (!fresh) {
         log_warnx("reload: %s has errors; keeping the running configuration", path);
         return;
@@ -99,6 +105,8 @@ static void reload(const char *path)
 
 /* The longest start-up wait for the identity links already published. */
 #define LINKS_LOAD_TIMEOUT_MS 60000
+/* How often systemd's STATUS= line is refreshed. */
+#define STATUS_INTERVAL_S 5
 
 static int run(const char *path, struct config *cfg)
 {
@@ -110,14 +118,19 @@ static int run(const char *path, struct config *cfg)
     struct identity_links *links = identity_links_new((size_t)cfg->identity.max_links);
     struct router *router = router_new(&limits);
     struct handlers *handlers = links ? handlers_new(cfg, links, NULL) : NULL;
+    struct telemetry *tm = telemetry_new(cfg);
     struct changelog *changelog = NULL;
     struct consumer *c = NULL;
+    struct http *http = NULL;
+    struct http_routes routes;
+    time_t last_status = 0;
+    char line[256];
     const struct consumer_stats *st;
     sigset_t block, old;
     char err[512];
     int status = EX_OK, close_rc = 0;
 
-    if (!router || !handlers || handlers_register(handlers, router) < 0) {
+    if (!router || !handlers || !tm || handlers_register(handlers, router) < 0) {
         log_errx("out of memory");
         status = EX_OSERR;
         goto out;
@@ -134,10 +147,21 @@ static int run(const char *path, struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &block, &old);
     changelog = changelog_new(cfg, links, err, sizeof(err));
     if (changelog)
-        c = consumer_new(cfg, router, err, sizeof(err));
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+        c = consumer_new(cfg, router, tm, err, sizeof(err));
     if (!c) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         log_errx("cannot start the Kafka clients: %s", err);
+        status = EX_UNAVAILABLE;
+        goto out;
+    }
+    routes = (struct http_routes){.metrics = telemetry_registry(tm),
+                                  .health = telemetry_health,
+                                  .ready = telemetry_ready,
+                                  .opaque = tm};
+    http = http_start(cfg, &routes, err, sizeof(err));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!http) {
+        log_errx("cannot serve /metrics: %s", err);
         status = EX_UNAVAILABLE;
         goto out;
     }
@@ -149,9 +173,11 @@ static int run(const char *path, struct config *cfg)
     else
         log_info("%s: %zu identity links loaded", cfg->output.identities_topic,
                  identity_links_count(links));
-    log_notice("crm-consumerd %s (librdkafka %s) started: group %s, %zu topic%s, brokers %s",
+    log_notice("crm-consumerd %s (librdkafka %s) started: group %s, %zu topic%s, brokers %s, "
+               "metrics on http://%s/metrics",
                CRM_VERSION, rd_kafka_version_str(), cfg->kafka.group_id, cfg->kafka.ntopics,
-               cfg->kafka.ntopics == 1 ? "" : "s", cfg->kafka.brokers);
+               cfg->kafka.ntopics == 1 ? "" : "s", cfg->kafka.brokers, cfg->http.listen);
+    notify_ready("subscribed; waiting for partitions");
 
     while (!quit_signal) {
         if (consumer_poll(c) < 0) {
@@ -160,11 +186,22 @@ static int run(const char *path, struct config *cfg)
             break;
         }
         changelog_poll(changelog);
+        telemetry_links(tm, identity_links_count(links));
+        /* Only a loop that turns feeds the watchdog: a stuck one gets restarted. */
+        notify_watchdog();
+        if (time(NULL) - last_status >= STATUS_INTERVAL_S) {
+            last_status = time(NULL);
+            telemetry_status(tm, line, sizeof(line));
+            notify_status(line);
+        }
         if (reload_requested) {
             reload_requested = 0;
             reload(path);
+            telemetry_status(tm, line, sizeof(line));
+            notify_ready(line);
         }
     }
+    notify_stopping();
     if (quit_signal)
         log_notice("%s: finishing the batch, flushing outputs, committing and leaving the group",
                    strsignal(quit_signal));
@@ -192,8 +229,10 @@ static int run(const char *path, struct config *cfg)
     if (close_rc == -ETIMEDOUT)
         c = NULL;
 out:
+    http_stop(http);
     consumer_free(c);
     changelog_free(changelog);
+    telemetry_free(tm);
     router_free(router);
     handlers_free(handlers);
     identity_links_free(links);
@@ -251,6 +290,7 @@ int main(int argc, char **argv)
         return status;
     }
     log_set_level(cfg->log.level);
+    notify_init();
     if (install_signals() < 0) {
         log_warn("sigaction");
         config_free(cfg);

@@ -23,9 +23,12 @@ struct publisher {
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct publisher *p = opaque;
+    int t = 0;
 
     (void)rk;
-    p->ack(p->opaque, m->_private, m->err);
+    while (t < OUTPUT_TOPICS - 1 && p->topics[t] != m->rkt)
+        t++;
+    p->ack(p->opaque, m->_private, (enum output_topic)t, m->err);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)

@@ -16,11 +16,12 @@ struct publisher;
 
 /*
  * Called once per record sent, from publisher_poll() or publisher_flush() on
- * the caller's thread, with the token given to publisher_send() and the
- * delivery result (RD_KAFKA_RESP_ERR_NO_ERROR when the broker acknowledged
+ * the caller's thread, with the token given to publisher_send(), the topic,
+ * and the delivery result (RD_KAFKA_RESP_ERR_NO_ERROR when the broker acknowledged
  * it).
  */
-typedef void (*publisher_ack_fn)(void *opaque, void *token, rd_kafka_resp_err_t err);
+typedef void (*publisher_ack_fn)(void *opaque, void *token, enum output_topic topic,
+                                 rd_kafka_resp_err_t err);
 
 /*
  * Create the producer: kafka.brokers, client.id and kafka.properties from

@@ -257,6 +257,28 @@ static const struct {
      ":2: identity.trunk_prefix: must be a string of 0 to 2 digits (got \"abc\")"},
     {BROKERS "identity = { trunk_prefix = 0; };\n",
      ":2: identity.trunk_prefix: must be a string of 0 to 2 digits (got an integer)"},
+    /* http settings that only go together */
+    {BROKERS "http = { tls_cert_file = \"/etc/crm/cert.pem\"; };\n",
+     ":2: http.tls_cert_file: needs http.tls_key_file too"},
+    {BROKERS "http = { basic_auth_password_hash = \"$y$j9T$abc$def\"; };\n",
+     ":2: http.basic_auth_password_hash: needs http.basic_auth_user too"},
+    {BROKERS "http = { basic_auth_user = \"prom\"; basic_auth_password_hash = \"hunter2\"; };\n",
+     ":2: http.basic_auth_password_hash: must be a crypt(3) hash such as \"$y$...\" (make one "
+     "with mkpasswd), not a password"},
+    {BROKERS "http = { max_connections_per_ip = 0; };\n",
+     ":2: http.max_connections_per_ip: must be an integer from 1 to 100000 (got 0)"},
+    /* secret files */
+    {"kafka = { brokers = \"b\";\n secret_files = { sasl_password = \"/nonexistent/pw\"; }; };\n",
+     ":2: kafka.secret_files.sasl_password: cannot read /nonexistent/pw: No such file or "
+     "directory"},
+    {"kafka = { brokers = \"b\";\n secret_files = { sasl_password = 7; }; };\n",
+     ":2: kafka.secret_files.sasl_password: must be the path of a file holding the value (got an "
+     "integer)"},
+    {"kafka = { brokers = \"b\";\n secret_files = { group_id = \"/etc/hostname\"; }; };\n",
+     ":2: kafka.secret_files.group_id: set by crm-consumerd; use kafka.group_id"},
+    {"kafka = { brokers = \"b\"; properties = { client_rack = \"r1\"; };\n"
+     " secret_files = { client_rack = \"/etc/hostname\"; }; };\n",
+     ":2: kafka.secret_files.client_rack: set twice (also on line 1)"},
     /* syntax */
     {"kafka = {\n  brokers = ;\n};\n", ":2: syntax error: syntax error"},
     {"a = 1;\na = 2;\n", ":2: syntax error: duplicate setting name"},
@@ -431,6 +453,55 @@ static const struct {
     {"session_timeout_ms", "\"abc\"", "Invalid value for configuration property"},
     {"socket_timeout_ms", "1", "outside allowed range"},
 };
+
+/* A secret file's value reaches librdkafka without its newline, and is never printed. */
+START_TEST(test_secret_files)
+{
+    char dir[] = "/tmp/crm-secret-XXXXXX", file[64], *text, *path;
+    struct config_errors errs = {0};
+    struct config *cfg;
+    FILE *fp;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(file, sizeof(file), "%s/pw", dir);
+    fp = fopen(file, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("s3cr3t-value\n", fp);
+    fclose(fp);
+    ck_assert_int_ge(asprintf(&text,
+                              "kafka = { brokers = \"b\"; secret_files = { "
+                              "sasl_password = \"%s\"; }; };\n",
+                              file),
+                     0);
+    cfg = assert_loads(text);
+    ck_assert_uint_eq(cfg->kafka.nproperties, 1);
+    ck_assert_str_eq(cfg->kafka.properties[0].name, "sasl.password");
+    ck_assert_str_eq(cfg->kafka.properties[0].value, "s3cr3t-value");
+    config_free(cfg);
+    free(text);
+
+    /* A value librdkafka refuses: the message names the file, not the value. */
+    fp = fopen(file, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("not-a-number\n", fp);
+    fclose(fp);
+    ck_assert_int_ge(asprintf(&text,
+                              "kafka = { brokers = \"b\"; secret_files = { "
+                              "session_timeout_ms = \"%s\"; }; };\n",
+                              file),
+                     0);
+    ck_assert_int_eq(load_text(text, &path, &cfg, &errs), -EINVAL);
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert_ptr_nonnull(strstr(errs.msgs[0], "librdkafka refused the value read from"));
+    ck_assert_ptr_null(strstr(errs.msgs[0], "not-a-number"));
+    config_errors_clear(&errs);
+    unlink(path);
+    free(path);
+    free(text);
+    unlink(file);
+    rmdir(dir);
+}
+END_TEST
 
 START_TEST(test_librdkafka_refuses)
 {
@@ -674,6 +745,7 @@ static Suite *config_suite(void)
     tcase_add_loop_test(tc, test_mistake, 0, (int)(sizeof(mistakes) / sizeof(mistakes[0])));
     tcase_add_loop_test(tc, test_valid, 0, (int)(sizeof(valid) / sizeof(valid[0])));
     tcase_add_test(tc, test_properties_translated);
+    tcase_add_test(tc, test_secret_files);
     tcase_add_loop_test(tc, test_librdkafka_refuses, 0,
                         (int)(sizeof(refused) / sizeof(refused[0])));
     tcase_add_test(tc, test_mistakes_in_file_order);

@@ -17,6 +17,7 @@
 #include "identity.h"
 #include "log.h"
 #include "router.h"
+#include "telemetry.h"
 
 #define TOPIC      "crm.inbound"
 #define MAX_PARTS  8
@@ -27,6 +28,10 @@ static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
 static rd_kafka_t *producer;
 static int delivery_failures;
+
+/* Each consumer counts into its own telemetry, freed with the cluster. */
+static struct telemetry *tms[4];
+static int ntms;
 
 /*
  * What the test handler saw, per partition: every offset it returned OK for,
@@ -166,6 +171,8 @@ static void cluster_down(void)
         free(seen[i].hit);
         memset(&seen[i], 0, sizeof(seen[i]));
     }
+    while (ntms > 0)
+        telemetry_free(tms[--ntms]);
     distinct = 0;
 }
 
@@ -390,7 +397,13 @@ static struct router *test_router(struct handlers *hs)
 static struct consumer *start(const struct config *cfg, struct router *r)
 {
     char err[512];
-    struct consumer *c = consumer_new(cfg, r, err, sizeof(err));
+    struct telemetry *tm = telemetry_new(cfg);
+    struct consumer *c;
+
+    ck_assert_ptr_nonnull(tm);
+    ck_assert_int_lt(ntms, 4);
+    tms[ntms++] = tm;
+    c = consumer_new(cfg, r, tm, err, sizeof(err));
 
     ck_assert_msg(c, "consumer_new: %s", err);
     return c;

@@ -6,6 +6,7 @@ tmp=$(mktemp -d)
 passed=0 failed=0 dpid= mpid=
 
 cleanup() {
+    exec 3>&- 2>/dev/null
     [ -n "$dpid" ] && kill -KILL "$dpid" 2>/dev/null
     [ -n "$mpid" ] && kill -TERM "$mpid" 2>/dev/null
     wait 2>/dev/null
@@ -35,10 +36,13 @@ wait_for() {
 }
 
 # A mock cluster in its own process with the input and output topics, 4 partitions each.
+# Fault commands for it (see tests/mock_cluster.c) go to file descriptor 3: echo "down 1" >&3.
 start_mock() {
+    mkfifo "$tmp/mock.in"
     "$mock" -p 4 crm.inbound crm.tickets crm.responses crm.identities crm.inbound.dlq \
-        > "$tmp/mock.out" &
+        < "$tmp/mock.in" > "$tmp/mock.out" 2> "$tmp/mock.err" &
     mpid=$!
+    exec 3> "$tmp/mock.in"
     wait_for "$tmp/mock.out" : 10 || { echo "not ok - mock cluster did not start"; exit 1; }
     addr=$(head -n 1 "$tmp/mock.out")
 }

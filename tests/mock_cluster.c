@@ -12,7 +12,14 @@
 /*
  * usage: mock_cluster [-b brokers] [-p partitions] TOPIC...
  * Creates the topics, prints the bootstrap address on one line, then serves
- * until SIGTERM or SIGINT.
+ * until SIGTERM or SIGINT, or until its standard input ends. Lines on standard
+ * input inject faults:
+ *   down ID | up ID            a broker stops or starts answering
+ *   push APIKEY COUNT ERR      the next COUNT requests of APIKEY fail with ERR
+ *   clear APIKEY               forget the pushed errors
+ *   rtt ID MS                  a broker answers MS milliseconds late
+ *   leader TOPIC PARTITION ID  move a partition's leadership
+ *   coord TYPE KEY ID          make broker ID the coordinator of group/txn KEY
  */
 static volatile sig_atomic_t quit;
 
@@ -22,11 +29,45 @@ static void on_signal(int sig)
     quit = 1;
 }
 
+static void command(rd_kafka_mock_cluster_t *mock, const char *line)
+{
+    char verb[16], name[256], key[256];
+    long a = 0, b = 0, c = 0;
+    int n = sscanf(line, "%15s %ld %ld %ld", verb, &a, &b, &c);
+
+    if (sscanf(line, "leader %255s %ld %ld", name, &a, &b) == 3)
+        rd_kafka_mock_partition_set_leader(mock, name, (int32_t)a, (int32_t)b);
+    else if (sscanf(line, "coord %255s %255s %ld", name, key, &a) == 3)
+        rd_kafka_mock_coordinator_set(mock, name, key, (int32_t)a);
+    else if (n >= 2 && strcmp(verb, "down") == 0)
+        rd_kafka_mock_broker_set_down(mock, (int32_t)a);
+    else if (n >= 2 && strcmp(verb, "up") == 0)
+        rd_kafka_mock_broker_set_up(mock, (int32_t)a);
+    else if (n >= 3 && strcmp(verb, "rtt") == 0)
+        rd_kafka_mock_broker_set_rtt(mock, (int32_t)a, (int)b);
+    else if (n >= 2 && strcmp(verb, "clear") == 0)
+        rd_kafka_mock_clear_request_errors(mock, (int16_t)a);
+    else if (n >= 4 && strcmp(verb, "push") == 0 && b > 0 && b <= 100000) {
+        rd_kafka_resp_err_t *errs = calloc((size_t)b, sizeof(*errs));
+
+        for (long i = 0; errs && i < b; i++)
+            errs[i] = (rd_kafka_resp_err_t)c;
+        if (errs)
+            rd_kafka_mock_push_request_errors_array(mock, (int16_t)a, (size_t)b, errs);
+        free(errs);
+    } else {
+        fprintf(stderr, "mock_cluster: unknown command: %s", line);
+        return;
+    }
+    fprintf(stderr, "mock_cluster: %s", line);
+}
+
 int main(int argc, char **argv)
 {
     int brokers = 3, partitions = 4, opt;
     struct sigaction sa;
     sigset_t block, old;
+    char line[256];
     char errstr[512];
     rd_kafka_conf_t *conf;
     rd_kafka_mock_cluster_t *mock;
@@ -72,8 +113,16 @@ int main(int argc, char **argv)
         rd_kafka_mock_topic_create(mock, argv[i], partitions, 1);
     printf("%s\n", rd_kafka_mock_cluster_bootstraps(mock));
     fflush(stdout);
-    while (!quit)
-        sigsuspend(&old);
+    /* Signals are taken while reading: a blocked read returns EINTR and quit is seen. */
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    while (!quit && fgets(line, sizeof(line), stdin))
+        command(mock, line);
+    if (!quit) {
+        /* Input closed (e.g. </dev/null): keep serving until a signal. */
+        sigprocmask(SIG_BLOCK, &block, NULL);
+        while (!quit)
+            sigsuspend(&old);
+    }
     rd_kafka_mock_cluster_destroy(mock);
     rd_kafka_destroy(rk);
     return 0;

@@ -1,0 +1,605 @@
+/* SPDX-License-Identifier: MIT */
+/* http.c -- /metrics, /health and /ready over libmicrohttpd, on its own thread. */
+#include <arpa/inet.h>
+#include <crypt.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "http.h"
+
+/*
+ * Per-connection memory: a normal request's headers fit with room to spare,
+ * while a flood of headers is refused by libmicrohttpd before it reaches us.
+ */
+#define CONNECTION_MEMORY (32 * 1024)
+
+/* Connections waiting to be accepted: enough for a burst of scrapes, no more. */
+#define LISTEN_BACKLOG 64
+
+/* What a probe may write, NUL included. */
+#define PROBE_BODY_MAX 4096
+
+/* PEM files are a few KiB; anything near this is not a certificate or a key. */
+#define PEM_MAX (1024 * 1024)
+
+/* Longer than any configured user (config caps it at 255), so one fixed-length comparison. */
+#define USER_MAX 256
+
+/* TLS 1.2 and 1.3 only: scrapers have spoken TLS 1.2 for a decade. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+#define REALM_HEADER "Basic realm=\"crm-consumerd\""
+
+struct http {
+    struct MHD_Daemon *daemon;
+    struct http_routes routes;
+    int port;
+    char *cert_pem;
+    char *key_pem;
+    size_t key_len;
+    bool auth;
+    char user[USER_MAX]; /* zero-padded, so comparing it always reads USER_MAX bytes */
+    size_t user_len;
+    char *hash;
+    /*
+     * crypt_r's scratch space, ~32 KiB, so not on the stack. One is enough:
+     * with MHD_USE_INTERNAL_POLLING_THREAD and no thread pool, every request
+     * is handled on the same single thread, one at a time.
+     */
+    struct crypt_data *crypt;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* libmicrohttpd must print nothing; its error log is off, and this catches the rest. */
+static void discard_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    (void)fmt;
+    (void)ap;
+}
+
+/* A decimal port, 0 to 65535 (0: let the kernel choose, for tests). */
+static bool parse_port(const char *s, char *out, size_t outlen)
+{
+    size_t n = strlen(s);
+    unsigned long v = 0;
+
+    if (n == 0 || n > 5 || n >= outlen)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (unsigned long)(s[i] - '0');
+    }
+    if (v > 65535)
+        return false;
+    memcpy(out, s, n + 1);
+    return true;
+}
+
+/*
+ * "HOST:PORT" or "[IPV6]:PORT" to a socket address. Numeric hosts are taken
+ * as they are; a name (e.g. "localhost") is resolved and its first address
+ * used.
+ */
+static int resolve_listen(const char *listen_on, struct sockaddr_storage *ss, socklen_t *sslen,
+                          char *err, size_t errlen)
+{
+    char host[256], port[6];
+    const char *colon;
+    size_t hlen;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc;
+
+    if (listen_on[0] == '[') {
+        const char *close = strchr(listen_on, ']');
+
+        if (!close || close[1] != ':')
+            goto malformed;
+        hlen = (size_t)(close - listen_on - 1);
+        if (hlen == 0 || hlen >= sizeof(host))
+            goto malformed;
+        memcpy(host, listen_on + 1, hlen);
+        colon = close + 1;
+        hints.ai_family = AF_INET6;
+        hints.ai_flags |= AI_NUMERICHOST;
+    } else {
+        colon = strrchr(listen_on, ':');
+        if (!colon || colon == listen_on)
+            goto malformed;
+        hlen = (size_t)(colon - listen_on);
+        /* A bare IPv6 address would be ambiguous with the port: it needs brackets. */
+        if (hlen >= sizeof(host) || memchr(listen_on, ':', hlen))
+            goto malformed;
+        memcpy(host, listen_on, hlen);
+        hints.ai_family = AF_UNSPEC;
+    }
+    host[hlen] = '\0';
+    if (!parse_port(colon + 1, port, sizeof(port)))
+        goto malformed;
+
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        seterr(err, errlen, "http.listen %s: %s", listen_on,
+               rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return rc == EAI_MEMORY ? -ENOMEM : -EINVAL;
+    }
+    if (res->ai_addrlen > sizeof(*ss)) {
+        freeaddrinfo(res);
+        goto malformed;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+
+malformed:
+    seterr(err, errlen, "http.listen %s: must be \"HOST:PORT\" or \"[IPV6]:PORT\"", listen_on);
+    return -EINVAL;
+}
+
+/*
+ * Our own listening socket rather than libmicrohttpd's: a bind failure then
+ * comes back with its exact errno ("Address already in use") instead of a
+ * bare NULL, and the socket is close-on-exec. Returns the socket and sets
+ * *port, or -1 with a reason in err.
+ */
+static int open_listener(const char *listen_on, bool *ipv6, int *port, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    int fd, one = 1;
+
+    if (resolve_listen(listen_on, &ss, &sslen, err, errlen) < 0)
+        return -1;
+    *ipv6 = ss.ss_family == AF_INET6;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        seterr(err, errlen, "http.listen %s: %s", listen_on, strerror(errno));
+        return -1;
+    }
+    /* A restart must not wait out TIME_WAIT connections from the last scrape. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+        seterr(err, errlen, "http.listen %s: %s", listen_on, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    sslen = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
+        seterr(err, errlen, "http.listen %s: %s", listen_on, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+/* A whole PEM file, NUL-terminated, for MHD_OPTION_HTTPS_MEM_*; NULL with a reason in err. */
+static char *read_pem(const char *setting, const char *path, size_t *lenp, char *err, size_t errlen)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+    if (fd < 0)
+        goto fail;
+    if (fstat(fd, &st) < 0)
+        goto fail;
+    if (!S_ISREG(st.st_mode)) {
+        errno = EINVAL;
+        seterr(err, errlen, "%s: %s: not a regular file", setting, path);
+        goto out;
+    }
+    if (st.st_size > PEM_MAX) {
+        seterr(err, errlen, "%s: %s: larger than %d bytes", setting, path, PEM_MAX);
+        goto out;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf)
+        goto fail;
+    /* Read what fstat promised; a file that shrank meanwhile just reads short. */
+    while (len < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fd);
+    if (lenp)
+        *lenp = len;
+    return buf;
+
+fail:
+    seterr(err, errlen, "%s: %s: %s", setting, path, strerror(errno));
+out:
+    if (buf) {
+        explicit_bzero(buf, len);
+        free(buf);
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* Equal, in time that depends on neither string's contents. */
+static bool same_user(const struct http *h, const char *given)
+{
+    char padded[USER_MAX] = {0};
+    size_t len = strlen(given);
+    volatile unsigned char diff = len != h->user_len;
+
+    memcpy(padded, given, len < USER_MAX ? len : USER_MAX);
+    for (size_t i = 0; i < USER_MAX; i++)
+        diff |= (unsigned char)(padded[i] ^ h->user[i]);
+    return diff == 0;
+}
+
+/* crypt(3) output against the configured hash, in time independent of where they differ. */
+static bool same_hash(const char *out, const char *hash)
+{
+    size_t olen = strlen(out), hlen = strlen(hash);
+    volatile unsigned char diff = olen != hlen;
+
+    for (size_t i = 0; i < hlen; i++)
+        diff |= (unsigned char)((i < olen ? out[i] : 0) ^ hash[i]);
+    return diff == 0;
+}
+
+/*
+ * The request's Basic credentials against the configured user and hash.
+ * When credentials are present the hash is always computed, for a wrong
+ * user too, so that the time taken does not tell which users exist.
+ */
+static bool authorized(struct http *h, struct MHD_Connection *c)
+{
+    char *pass = NULL;
+    char *user = MHD_basic_auth_get_username_password(c, &pass);
+    const char *out;
+    bool ok;
+
+    if (!user) {
+        /* No credentials: nothing to enumerate, so no hashing to spend CPU on. */
+        if (pass) {
+            explicit_bzero(pass, strlen(pass));
+            MHD_free(pass);
+        }
+        return false;
+    }
+    ok = same_user(h, user);
+    out = crypt_r(pass ? pass : "", h->hash, h->crypt);
+    /* On failure crypt_r gives NULL or a "*0"-style token; neither can match a real hash. */
+    ok = same_hash(out ? out : "*", h->hash) && ok;
+    explicit_bzero(h->crypt, sizeof(*h->crypt));
+    if (pass) {
+        explicit_bzero(pass, strlen(pass));
+        MHD_free(pass);
+    }
+    MHD_free(user);
+    return ok;
+}
+
+/* Queue a response with the headers every response carries; the response is then released. */
+static enum MHD_Result send_response(struct MHD_Connection *c, unsigned int status,
+                                     struct MHD_Response *r, const char *content_type)
+{
+    enum MHD_Result ret;
+
+    if (!r)
+        return MHD_NO;
+    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES ||
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") != MHD_YES ||
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) {
+        MHD_destroy_response(r);
+        return MHD_NO;
+    }
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* A short fixed JSON body; extra is one more header (name, value) or NULL. */
+static enum MHD_Result send_static(struct MHD_Connection *c, unsigned int status, const char *body,
+                                   const char *extra_name, const char *extra_value)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)(uintptr_t)body,
+                                                             MHD_RESPMEM_PERSISTENT);
+
+    if (r && extra_name && MHD_add_response_header(r, extra_name, extra_value) != MHD_YES) {
+        MHD_destroy_response(r);
+        return MHD_NO;
+    }
+    return send_response(c, status, r, "application/json");
+}
+
+static enum MHD_Result send_metrics(struct MHD_Connection *c, struct metrics *m)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    struct MHD_Response *r;
+
+    if (metrics_render(m, &buf, &len) < 0)
+        return send_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                           "{\"error\":\"cannot render metrics\"}\n", NULL, NULL);
+    r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(buf);
+        return MHD_NO;
+    }
+    return send_response(c, MHD_HTTP_OK, r, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static enum MHD_Result send_probe(struct MHD_Connection *c, http_probe_fn probe, void *opaque)
+{
+    char body[PROBE_BODY_MAX] = "";
+    bool ok = probe(opaque, body, sizeof(body));
+    size_t len;
+
+    /* The probe promised a NUL; do not trust a promise with the stack. */
+    body[sizeof(body) - 1] = '\0';
+    len = strlen(body);
+    if (len == 0) {
+        memcpy(body, "{}", 3);
+        len = 2;
+    }
+    return send_response(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                         MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_COPY),
+                         "application/json");
+}
+
+/* Whether the request announces a body: a non-zero Content-Length, or any Transfer-Encoding. */
+static bool has_body(struct MHD_Connection *c)
+{
+    const char *te =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    if (te)
+        return true;
+    return cl && cl[strspn(cl, "0")] != '\0';
+}
+
+/*
+ * libmicrohttpd calls this first when a request's headers are in, then
+ * again once the request is complete. A wrong method or an announced body
+ * is answered at the first call: the body is then never read (the
+ * connection is closed after the response instead) and no "100 Continue"
+ * is sent. Anything else is answered at the second call, when the request
+ * is known to be complete, so that the connection can be kept alive.
+ */
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
+{
+    struct http *h = cls;
+
+    (void)version;
+    (void)upload_data;
+
+    if (!*req_cls) {
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+            return send_static(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+                               "{\"error\":\"method not allowed\"}\n", MHD_HTTP_HEADER_ALLOW,
+                               "GET, HEAD");
+        if (has_body(c))
+            return send_static(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                               "{\"error\":\"request body not allowed\"}\n", NULL, NULL);
+        /* Any non-NULL marker: this request has passed the first call. */
+        *req_cls = h;
+        return MHD_YES;
+    }
+    /* Unreachable without a Content-Length or Transfer-Encoding, but never buffer a body. */
+    if (*upload_data_size != 0)
+        return send_static(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                           "{\"error\":\"request body not allowed\"}\n", NULL, NULL);
+    if (h->auth && !authorized(h, c))
+        return send_static(c, MHD_HTTP_UNAUTHORIZED, "{\"error\":\"unauthorized\"}\n",
+                           MHD_HTTP_HEADER_WWW_AUTHENTICATE, REALM_HEADER);
+
+    if (strcmp(url, "/metrics") == 0 && h->routes.metrics)
+        return send_metrics(c, h->routes.metrics);
+    if (strcmp(url, "/health") == 0 && h->routes.health)
+        return send_probe(c, h->routes.health, h->routes.opaque);
+    if (strcmp(url, "/ready") == 0 && h->routes.ready)
+        return send_probe(c, h->routes.ready, h->routes.opaque);
+    return send_static(c, MHD_HTTP_NOT_FOUND, "{\"error\":\"not found\"}\n", NULL, NULL);
+}
+
+/* Copy the authentication settings, checking that the hash is one crypt(3) can use. */
+static int setup_auth(struct http *h, const struct config *cfg, char *err, size_t errlen)
+{
+    const char *user = cfg->http.basic_auth_user;
+    const char *hash = cfg->http.basic_auth_password_hash;
+    const char *out;
+    int rc;
+
+    if (!user || user[0] == '\0')
+        return 0;
+    if (strlen(user) >= USER_MAX) {
+        seterr(err, errlen, "http.basic_auth_user: longer than %d bytes", USER_MAX - 1);
+        return -EINVAL;
+    }
+    if (!hash || hash[0] == '\0') {
+        seterr(err, errlen, "http.basic_auth_password_hash: required with http.basic_auth_user");
+        return -EINVAL;
+    }
+    h->crypt = calloc(1, sizeof(*h->crypt));
+    h->hash = strdup(hash);
+    if (!h->crypt || !h->hash) {
+        seterr(err, errlen, "http: %s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    /*
+     * Legacy methods (DES, MD5) are refused: any string of two salt
+     * characters is a valid DES setting, so a plain password pasted here
+     * would otherwise be accepted and never match. The output must also be
+     * as long as the hash, or no password could ever match it. The hash
+     * itself stays out of the message: it is a secret too.
+     */
+    rc = crypt_checksalt(h->hash);
+    out = crypt_r("", h->hash, h->crypt);
+    if ((rc != CRYPT_SALT_OK && rc != CRYPT_SALT_TOO_CHEAP) || !out || out[0] == '*' ||
+        strlen(out) != strlen(h->hash)) {
+        seterr(err, errlen,
+               "http.basic_auth_password_hash: not a crypt(3) hash this system supports "
+               "(expected \"$y$...\" or \"$2b$...\")");
+        return -EINVAL;
+    }
+    explicit_bzero(h->crypt, sizeof(*h->crypt));
+    h->user_len = strlen(user);
+    memcpy(h->user, user, h->user_len);
+    h->auth = true;
+    return 0;
+}
+
+static int setup_tls(struct http *h, const struct config *cfg, char *err, size_t errlen)
+{
+    const char *cert = cfg->http.tls_cert_file;
+    const char *key = cfg->http.tls_key_file;
+    bool have_cert = cert && cert[0], have_key = key && key[0];
+
+    if (!have_cert && !have_key)
+        return 0;
+    if (!have_key) {
+        seterr(err, errlen, "http.tls_key_file: required with http.tls_cert_file");
+        return -EINVAL;
+    }
+    if (!have_cert) {
+        seterr(err, errlen, "http.tls_cert_file: required with http.tls_key_file");
+        return -EINVAL;
+    }
+    h->cert_pem = read_pem("http.tls_cert_file", cert, NULL, err, errlen);
+    if (!h->cert_pem)
+        return -EINVAL;
+    h->key_pem = read_pem("http.tls_key_file", key, &h->key_len, err, errlen);
+    if (!h->key_pem)
+        return -EINVAL;
+    return 0;
+}
+
+struct http *http_start(const struct config *cfg, const struct http_routes *routes, char *err,
+                        size_t errlen)
+{
+    struct http *h = calloc(1, sizeof(*h));
+    struct MHD_OptionItem opts[16];
+    size_t n = 0;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    bool ipv6 = false;
+    int fd;
+
+    if (!h) {
+        seterr(err, errlen, "http: %s", strerror(ENOMEM));
+        return NULL;
+    }
+    h->routes = *routes;
+    if (setup_auth(h, cfg, err, errlen) < 0 || setup_tls(h, cfg, err, errlen) < 0)
+        return http_stop(h);
+    fd = open_listener(cfg->http.listen, &ipv6, &h->port, err, errlen);
+    if (fd < 0)
+        return http_stop(h);
+
+    /* First, so that nothing is printed even while options are parsed. */
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)discard_log, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, cfg->http.max_connections, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                        cfg->http.max_connections_per_ip, NULL};
+    /* libmicrohttpd's default is no timeout: a half-sent request would stay forever. */
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, cfg->http.timeout_s, NULL};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL};
+    if (ipv6)
+        flags |= MHD_USE_IPv6;
+    if (h->cert_pem) {
+        flags |= MHD_USE_TLS;
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert_pem};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->key_pem};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                            (void *)(uintptr_t)TLS_PRIORITIES};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+    h->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!h->daemon) {
+        int e = errno;
+
+        if (h->cert_pem)
+            seterr(err, errlen,
+                   "http: cannot start HTTPS: is http.tls_cert_file %s a PEM certificate and "
+                   "http.tls_key_file %s its PEM private key?",
+                   cfg->http.tls_cert_file, cfg->http.tls_key_file);
+        else
+            seterr(err, errlen, "http: cannot start the server on %s: %s", cfg->http.listen,
+                   e ? strerror(e) : "libmicrohttpd refused");
+        /*
+         * The socket is not closed here: libmicrohttpd 0.9.75 closes the one
+         * it was given on every failure these fixed, valid options can reach
+         * (TLS credentials, epoll, thread), and a second close could hit a
+         * descriptor another thread has opened meanwhile.
+         */
+        return http_stop(h);
+    }
+    return h;
+}
+
+int http_port(const struct http *h)
+{
+    return h->port;
+}
+
+struct http *http_stop(struct http *h)
+{
+    if (!h)
+        return NULL;
+    /* Joins the server thread and closes every connection and the listening socket. */
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon);
+    if (h->key_pem) {
+        explicit_bzero(h->key_pem, h->key_len);
+        free(h->key_pem);
+    }
+    free(h->cert_pem);
+    free(h->hash);
+    free(h->crypt);
+    explicit_bzero(h, sizeof(*h));
+    free(h);
+    return NULL;
+}

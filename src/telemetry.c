@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: MIT */
+/* telemetry.c -- what the daemon counts and how healthy it is: metrics, probes, STATUS lines. */
+#include "telemetry.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+
+/* A handler running longer than this is stuck: handlers only compute, they never wait. */
+#define HANDLER_TTL_MS 30000
+
+/* Group states for /ready, from the statistics' cgrp object. */
+enum group_state {
+    GROUP_UNKNOWN, /* no statistics yet */
+    GROUP_STEADY,  /* joined, assignment in force (possibly empty: more members than partitions) */
+    GROUP_JOINING, /* a rebalance is under way */
+    GROUP_DOWN,    /* no coordinator */
+};
+
+static const char *const group_names[] = {"unknown", "steady", "rebalancing", "no coordinator"};
+
+/*
+ * Per-message latency, from tens of microseconds (a parse and three outputs
+ * queued) to seconds (a stuck dependency).
+ */
+static const double latency_buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                         0.0025,  0.005,    0.01,    0.025,  0.05,    0.1,    0.25,
+                                         0.5,     1,        2.5,     5,      10};
+
+struct telemetry {
+    const struct config *cfg;
+    struct metrics *registry;
+    size_t ntopics;
+    struct metric **consumed; /* [topic][status] */
+    struct metric *latency;
+    struct metric *dead[ERROR_TRANSIENT + 1];
+    struct metric *retries;
+    struct metric *outputs[OUTPUT_TOPICS][2]; /* [topic][ok] */
+    struct metric *commits[2];                /* [ok] */
+    struct metric *rebalances[REBALANCE_KINDS];
+    struct metric *assigned, *paused, *in_flight, *breaker, *last_poll, *links;
+    struct metric_family *lag, *broker_up;
+
+    /* Published by the main loop for the probes on the HTTP thread. */
+    atomic_int_fast64_t poll_ms;    /* monotonic ms of the last loop turn, 0 before the first */
+    atomic_int_fast64_t handler_ms; /* monotonic ms a handler started, 0 when none runs */
+    atomic_int brokers_up;          /* -1 before the first statistics */
+    atomic_int brokers;
+    atomic_int group;
+    atomic_int_fast64_t total_lag; /* -1 unknown */
+    atomic_bool fatal;
+    char fatal_why[256]; /* written once, before fatal is set */
+
+    /* For the STATUS= rate; main loop only. */
+    double last_consumed;
+    int64_t last_status_ms;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct metric *single(struct metrics *m, enum metric_type type, const char *name,
+                             const char *help)
+{
+    struct metric_family *f = metrics_family(m, type, name, help, 0, NULL, 0, NULL);
+
+    return f ? metrics_child(f, NULL) : NULL;
+}
+
+static bool register_all(struct telemetry *t)
+{
+    static const char *const statuses[] = {"success", "failure", "error", "dead_letter"};
+    static const char *const consumed_labels[] = {"topic", "consumer_group", "status"};
+    static const char *const class_label[] = {"class"};
+    static const char *const output_labels[] = {"topic", "status"};
+    static const char *const status_label[] = {"status"};
+    static const char *const type_label[] = {"type"};
+    static const char *const lag_labels[] = {"topic", "partition", "consumer_group"};
+    static const char *const broker_label[] = {"broker"};
+    static const char *const build_labels[] = {"version", "librdkafka_version"};
+    static const char *const kinds[] = {"assign", "revoke", "lost"};
+    const struct config *cfg = t->cfg;
+    const char *outputs[OUTPUT_TOPICS] = {cfg->output.tickets_topic, cfg->output.responses_topic,
+                                          cfg->output.identities_topic, cfg->output.dlq_topic};
+    struct metrics *m = t->registry;
+    struct metric_family *f;
+    bool ok = true;
+
+    f = metrics_family(m, METRIC_COUNTER, "kafka_consumer_messages_consumed_total",
+                       "Messages consumed, by input topic, group and outcome.", 3, consumed_labels,
+                       0, NULL);
+    for (size_t i = 0; f && i < t->ntopics; i++) {
+        for (int s = 0; s < MESSAGE_STATUSES; s++) {
+            const char *v[] = {cfg->kafka.topics[i], cfg->kafka.group_id, statuses[s]};
+
+            ok &= (t->consumed[i * MESSAGE_STATUSES + (size_t)s] = metrics_child(f, v)) != NULL;
+        }
+    }
+    ok &= f != NULL;
+    f = metrics_family(m, METRIC_HISTOGRAM, "kafka_message_processing_duration_seconds",
+                       "Time to route one message and queue its outputs.", 0, NULL,
+                       sizeof(latency_buckets) / sizeof(latency_buckets[0]), latency_buckets);
+    ok &= f && (t->latency = metrics_child(f, NULL)) != NULL;
+    t->lag = metrics_family(m, METRIC_GAUGE, "kafka_consumer_lag",
+                            "Messages behind the partition's high watermark, from the offset "
+                            "last stored (librdkafka's consumer_lag_stored).",
+                            3, lag_labels, 0, NULL);
+    ok &= t->lag != NULL;
+    f = metrics_family(m, METRIC_COUNTER, "crm_consumer_dead_letters_total",
+                       "Messages copied to the dead-letter topic, by error class.", 1, class_label,
+                       0, NULL);
+    for (int c = ERROR_PARSE; f && c <= ERROR_OVERSIZE; c++) {
+        const char *v[] = {error_class_name((enum error_class)c)};
+
+        ok &= (t->dead[c] = metrics_child(f, v)) != NULL;
+    }
+    ok &= f != NULL;
+    ok &= (t->retries = single(m, METRIC_COUNTER, "crm_consumer_retries_total",
+                               "Partitions rewound to a failed message for another attempt.")) !=
+          NULL;
+    f = metrics_family(m, METRIC_COUNTER, "crm_consumer_outputs_total",
+                       "Outputs and dead letters, by topic and delivery result.", 2, output_labels,
+                       0, NULL);
+    for (int o = 0; f && o < OUTPUT_TOPICS; o++) {
+        const char *failed[] = {outputs[o], "failed"}, *acked[] = {outputs[o], "acknowledged"};
+
+        ok &= (t->outputs[o][0] = metrics_child(f, failed)) != NULL;
+        ok &= (t->outputs[o][1] = metrics_child(f, acked)) != NULL;
+    }
+    ok &= f != NULL;
+    f = metrics_family(m, METRIC_COUNTER, "crm_consumer_commits_total",
+                       "Offset commits, by result.", 1, status_label, 0, NULL);
+    if (f) {
+        const char *failed[] = {"failed"}, *acked[] = {"ok"};
+
+        ok &= (t->commits[0] = metrics_child(f, failed)) != NULL;
+        ok &= (t->commits[1] = metrics_child(f, acked)) != NULL;
+    }
+    ok &= f != NULL;
+    f = metrics_family(m, METRIC_COUNTER, "crm_consumer_rebalances_total",
+                       "Rebalance callbacks, by kind.", 1, type_label, 0, NULL);
+    for (int k = 0; f && k < REBALANCE_KINDS; k++) {
+        const char *v[] = {kinds[k]};
+
+        ok &= (t->rebalances[k] = metrics_child(f, v)) != NULL;
+    }
+    ok &= f != NULL;
+    ok &= (t->assigned = single(m, METRIC_GAUGE, "crm_consumer_assigned_partitions",
+                                "Partitions assigned to this member.")) != NULL;
+    ok &=
+        (t->paused = single(m, METRIC_GAUGE, "crm_consumer_paused_partitions",
+                            "Assigned partitions paused for a retry or by flow control.")) != NULL;
+    ok &=
+        (t->in_flight = single(m, METRIC_GAUGE, "crm_consumer_in_flight_messages",
+                               "Messages handled whose outputs are not all acknowledged.")) != NULL;
+    ok &= (t->breaker = single(m, METRIC_GAUGE, "crm_consumer_circuit_breaker_state",
+                               "Circuit breaker: 0 closed, 1 open, 2 half-open.")) != NULL;
+    t->broker_up =
+        metrics_family(m, METRIC_GAUGE, "crm_consumer_broker_up",
+                       "1 when the connection to the broker is up.", 1, broker_label, 0, NULL);
+    ok &= t->broker_up != NULL;
+    ok &= (t->last_poll = single(m, METRIC_GAUGE, "crm_consumer_last_poll_timestamp_seconds",
+                                 "When the main loop last polled Kafka (Unix time).")) != NULL;
+    ok &= (t->links = single(m, METRIC_GAUGE, "crm_consumer_identity_links",
+                             "Phone-to-customer links held in memory.")) != NULL;
+    f = metrics_family(m, METRIC_GAUGE, "crm_consumer_build_info", "The running version; always 1.",
+                       2, build_labels, 0, NULL);
+    if (f) {
+        const char *v[] = {CRM_VERSION, rd_kafka_version_str()};
+        struct metric *b = metrics_child(f, v);
+
+        ok &= b != NULL;
+        if (b)
+            metric_set(b, 1);
+    }
+    ok &= f != NULL;
+    return ok && metrics_add_process(m) == 0;
+}
+
+struct telemetry *telemetry_new(const struct config *cfg)
+{
+    struct telemetry *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        return NULL;
+    t->cfg = cfg;
+    t->ntopics = cfg->kafka.ntopics;
+    t->consumed = calloc(t->ntopics * MESSAGE_STATUSES, sizeof(*t->consumed));
+    t->registry = metrics_new();
+    atomic_init(&t->poll_ms, 0);
+    atomic_init(&t->handler_ms, 0);
+    atomic_init(&t->brokers_up, -1);
+    atomic_init(&t->brokers, 0);
+    atomic_init(&t->group, GROUP_UNKNOWN);
+    atomic_init(&t->total_lag, -1);
+    atomic_init(&t->fatal, false);
+    if (!t->consumed || !t->registry || !register_all(t))
+        return telemetry_free(t);
+    return t;
+}
+
+struct metrics *telemetry_registry(struct telemetry *t)
+{
+    return t->registry;
+}
+
+size_t telemetry_topic_index(const struct telemetry *t, const char *topic)
+{
+    for (size_t i = 0; i < t->ntopics; i++)
+        if (strcmp(t->cfg->kafka.topics[i], topic) == 0)
+            return i;
+    return 0;
+}
+
+void telemetry_message(struct telemetry *t, size_t topic_index, enum message_status status,
+                       double seconds)
+{
+    metric_add(t->consumed[topic_index * MESSAGE_STATUSES + status], 1);
+    metric_observe(t->latency, seconds);
+}
+
+void telemetry_handling(struct telemetry *t, bool busy)
+{
+    atomic_store_explicit(&t->handler_ms, busy ? mono_ms() : 0, memory_order_relaxed);
+}
+
+void telemetry_dead_letter(struct telemetry *t, enum error_class cls)
+{
+    if (cls >= ERROR_PARSE && cls <= ERROR_OVERSIZE)
+        metric_add(t->dead[cls], 1);
+}
+
+void telemetry_retry(struct telemetry *t)
+{
+    metric_add(t->retries, 1);
+}
+
+void telemetry_output(struct telemetry *t, enum output_topic topic, bool ok)
+{
+    metric_add(t->outputs[topic][ok], 1);
+}
+
+void telemetry_commit(struct telemetry *t, bool ok)
+{
+    metric_add(t->commits[ok], 1);
+}
+
+void telemetry_rebalance(struct telemetry *t, enum rebalance_kind kind)
+{
+    metric_add(t->rebalances[kind], 1);
+}
+
+void telemetry_partitions(struct telemetry *t, int assigned, int paused, uint64_t in_flight)
+{
+    metric_set(t->assigned, assigned);
+    metric_set(t->paused, paused);
+    metric_set(t->in_flight, (double)in_flight);
+}
+
+void telemetry_poll(struct telemetry *t)
+{
+    struct timespec ts;
+
+    atomic_store_explicit(&t->poll_ms, mono_ms(), memory_order_relaxed);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    metric_set(t->last_poll, (double)ts.tv_sec + ts.tv_nsec / 1e9);
+}
+
+void telemetry_fatal(struct telemetry *t, const char *why)
+{
+    if (atomic_load(&t->fatal))
+        return;
+    snprintf(t->fatal_why, sizeof(t->fatal_why), "%s", why);
+    atomic_store(&t->fatal, true);
+}
+
+void telemetry_links(struct telemetry *t, size_t n)
+{
+    metric_set(t->links, (double)n);
+}
+
+static const char *string_of(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void stats_group(struct telemetry *t, const cJSON *root)
+{
+    const cJSON *cgrp = cJSON_GetObjectItemCaseSensitive(root, "cgrp");
+    const char *state = string_of(cgrp, "state"), *join = string_of(cgrp, "join_state");
+    int g = GROUP_UNKNOWN;
+
+    if (state && strcmp(state, "up") != 0)
+        g = GROUP_DOWN;
+    else if (state && join)
+        g = strcmp(join, "steady") == 0 ? GROUP_STEADY : GROUP_JOINING;
+    atomic_store(&t->group, g);
+}
+
+static void stats_brokers(struct telemetry *t, const cJSON *root)
+{
+    const cJSON *brokers = cJSON_GetObjectItemCaseSensitive(root, "brokers"), *b;
+    int up = 0, n = 0;
+
+    metrics_clear(t->broker_up);
+    cJSON_ArrayForEach(b, brokers)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(b, "nodeid");
+        const char *state = string_of(b, "state");
+        const char *name = string_of(b, "nodename");
+        struct metric *g;
+        bool is_up;
+
+        /* Bootstrap and logical (coordinator) connections have no node id of their own. */
+        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || !state || !name)
+            continue;
+        is_up = strcmp(state, "UP") == 0;
+        n++;
+        up += is_up;
+        g = metrics_child(t->broker_up, &name);
+        if (g)
+            metric_set(g, is_up);
+    }
+    atomic_store(&t->brokers, n);
+    atomic_store(&t->brokers_up, up);
+}
+
+static void stats_lag(struct telemetry *t, const cJSON *root)
+{
+    const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics"), *topic;
+    int64_t total = 0;
+    bool known = false;
+
+    metrics_clear(t->lag);
+    cJSON_ArrayForEach(topic, topics)
+    {
+        const cJSON *parts = cJSON_GetObjectItemCaseSensitive(topic, "partitions"), *p;
+
+        cJSON_ArrayForEach(p, parts)
+        {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(p, "partition");
+            const cJSON *lag = cJSON_GetObjectItemCaseSensitive(p, "consumer_lag_stored");
+            const cJSON *desired = cJSON_GetObjectItemCaseSensitive(p, "desired");
+            char pid[16];
+            const char *v[3];
+            struct metric *g;
+
+            /* -1 is librdkafka's internal unassigned partition; only ours count. */
+            if (!cJSON_IsNumber(id) || id->valuedouble < 0 || !cJSON_IsTrue(desired) ||
+                !cJSON_IsNumber(lag) || lag->valuedouble < 0)
+                continue;
+            snprintf(pid, sizeof(pid), "%d", (int)id->valuedouble);
+            v[0] = topic->string;
+            v[1] = pid;
+            v[2] = t->cfg->kafka.group_id;
+            g = metrics_child(t->lag, v);
+            if (g)
+                metric_set(g, lag->valuedouble);
+            total += (int64_t)lag->valuedouble;
+            known = true;
+        }
+    }
+    atomic_store(&t->total_lag, known ? total : -1);
+}
+
+void telemetry_stats(struct telemetry *t, const char *json, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+
+    if (!root)
+        return;
+    stats_group(t, root);
+    stats_brokers(t, root);
+    stats_lag(t, root);
+    cJSON_Delete(root);
+}
+
+bool telemetry_health(void *opaque, char *body, size_t len)
+{
+    struct telemetry *t = opaque;
+    int64_t now = mono_ms(), polled = atomic_load(&t->poll_ms);
+    int64_t handler = atomic_load(&t->handler_ms);
+    /* The loop may legitimately block for a revoke's flush and commit: allow for it. */
+    int64_t ttl = (int64_t)t->cfg->processing.shutdown_timeout_s * 2000;
+    bool loop_ok = polled > 0 && now - polled <= (ttl > 30000 ? ttl : 30000);
+    bool handler_ok = handler == 0 || now - handler <= HANDLER_TTL_MS;
+    bool fatal = atomic_load(&t->fatal);
+
+    snprintf(body, len,
+             "{\"status\":\"%s\",\"loop\":{\"ok\":%s,\"last_poll_ms_ago\":%" PRId64 "},"
+             "\"handler\":{\"ok\":%s,\"running_ms\":%" PRId64 "},"
+             "\"kafka\":{\"ok\":%s,\"fatal_error\":%s%s%s}}",
+             loop_ok && handler_ok && !fatal ? "ok" : "fail", loop_ok ? "true" : "false",
+             polled > 0 ? now - polled : -1, handler_ok ? "true" : "false",
+             handler ? now - handler : 0, fatal ? "false" : "true", fatal ? "\"" : "",
+             fatal ? t->fatal_why : "null", fatal ? "\"" : "");
+    return loop_ok && handler_ok && !fatal;
+}
+
+bool telemetry_ready(void *opaque, char *body, size_t len)
+{
+    struct telemetry *t = opaque;
+    int up = atomic_load(&t->brokers_up), n = atomic_load(&t->brokers);
+    int group = atomic_load(&t->group);
+    bool brokers_ok = up > 0, group_ok = group == GROUP_STEADY, breaker_ok = true;
+
+    snprintf(body, len,
+             "{\"status\":\"%s\",\"brokers\":{\"ok\":%s,\"up\":%d,\"known\":%d},"
+             "\"group\":{\"ok\":%s,\"state\":\"%s\"},\"breaker\":{\"ok\":%s,\"state\":\"closed\"}}",
+             brokers_ok && group_ok && breaker_ok ? "ready" : "not ready",
+             brokers_ok ? "true" : "false", up < 0 ? 0 : up, n, group_ok ? "true" : "false",
+             group_names[group], breaker_ok ? "true" : "false");
+    return brokers_ok && group_ok && breaker_ok;
+}
+
+void telemetry_status(struct telemetry *t, char *buf, size_t len)
+{
+    int64_t now = mono_ms(), lag = atomic_load(&t->total_lag);
+    double consumed = 0, rate = 0;
+
+    for (size_t i = 0; i < t->ntopics * MESSAGE_STATUSES; i++)
+        consumed += metric_value(t->consumed[i]);
+    if (t->last_status_ms && now > t->last_status_ms)
+        rate = (consumed - t->last_consumed) * 1000.0 / (double)(now - t->last_status_ms);
+    t->last_consumed = consumed;
+    t->last_status_ms = now;
+    if (lag >= 0)
+        snprintf(buf, len, "%.0f msg/s, lag %" PRId64 ", %.0f partitions (%.0f paused), group %s",
+                 rate, lag, metric_value(t->assigned), metric_value(t->paused),
+                 group_names[atomic_load(&t->group)]);
+    else
+        snprintf(buf, len, "%.0f msg/s, lag unknown, %.0f partitions (%.0f paused), group %s", rate,
+                 metric_value(t->assigned), metric_value(t->paused),
+                 group_names[atomic_load(&t->group)]);
+}
+
+struct telemetry *telemetry_free(struct telemetry *t)
+{
+    if (!t)
+        return NULL;
+    metrics_free(t->registry);
+    free(t->consumed);
+    free(t);
+    return NULL;
+}

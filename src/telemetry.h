@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/* telemetry.h -- what the daemon counts and how healthy it is: metrics, probes, STATUS lines. */
+#ifndef CRM_TELEMETRY_H
+#define CRM_TELEMETRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "metrics.h"
+#include "router.h"
+
+/* The status label of kafka_consumer_messages_consumed_total. */
+enum message_status {
+    MESSAGE_SUCCESS,     /* handled (or skipped by policy) */
+    MESSAGE_FAILURE,     /* the handler asked for a retry */
+    MESSAGE_ERROR,       /* an output was not acknowledged: the message is redone */
+    MESSAGE_DEAD_LETTER, /* copied to the dead-letter topic */
+    MESSAGE_STATUSES,
+};
+
+/* The type label of crm_consumer_rebalances_total. */
+enum rebalance_kind {
+    REBALANCE_ASSIGN,
+    REBALANCE_REVOKE,
+    REBALANCE_LOST,
+    REBALANCE_KINDS,
+};
+
+struct telemetry;
+
+/*
+ * Register every family (see crm-consumerd(8), METRICS) for cfg's topics and
+ * group. The updates below are lock-free and meant for the main loop; the
+ * probes and metrics rendering run on the HTTP thread. NULL when out of memory.
+ */
+struct telemetry *telemetry_new(const struct config *cfg);
+
+/* The registry, for the HTTP server. */
+struct metrics *telemetry_registry(struct telemetry *t);
+
+/* The index of an input topic in cfg->kafka.topics, for telemetry_message(); 0 when unknown. */
+size_t telemetry_topic_index(const struct telemetry *t, const char *topic);
+
+/* One message routed: its outcome and its processing time in seconds. */
+void telemetry_message(struct telemetry *t, size_t topic_index, enum message_status status,
+                       double seconds);
+
+/* A handler starts (true) or ends (false): /health notices one that never ends. */
+void telemetry_handling(struct telemetry *t, bool busy);
+
+/* A dead letter of class cls was queued. */
+void telemetry_dead_letter(struct telemetry *t, enum error_class cls);
+
+/* A partition was rewound for a retry. */
+void telemetry_retry(struct telemetry *t);
+
+/* An output's delivery report. */
+void telemetry_output(struct telemetry *t, enum output_topic topic, bool ok);
+
+/* An offset commit's result. */
+void telemetry_commit(struct telemetry *t, bool ok);
+
+/* A rebalance callback. */
+void telemetry_rebalance(struct telemetry *t, enum rebalance_kind kind);
+
+/* The gauges the loop knows: assigned and paused partitions, messages in flight. */
+void telemetry_partitions(struct telemetry *t, int assigned, int paused, uint64_t in_flight);
+
+/* The loop turned (for /health and crm_consumer_last_poll_timestamp_seconds). */
+void telemetry_poll(struct telemetry *t);
+
+/* librdkafka hit a fatal error: /health says so from now on. */
+void telemetry_fatal(struct telemetry *t, const char *why);
+
+/* The number of identity links held. */
+void telemetry_links(struct telemetry *t, size_t n);
+
+/*
+ * librdkafka's statistics (the consumer's stats_cb JSON): consumer lag per
+ * partition (consumer_lag_stored, as offsets are stored by hand), broker
+ * states, and the group's join state for /ready.
+ */
+void telemetry_stats(struct telemetry *t, const char *json, size_t len);
+
+/* /health: the loop turned within its TTL, no handler is stuck, no fatal error. */
+bool telemetry_health(void *t, char *body, size_t len);
+
+/* /ready: a broker is up, the group is steady (or legitimately idle), the breaker is closed. */
+bool telemetry_ready(void *t, char *body, size_t len);
+
+/* One line for systemd's STATUS=: rate, lag, state. */
+void telemetry_status(struct telemetry *t, char *buf, size_t len);
+
+/* Free; takes NULL; returns NULL. */
+struct telemetry *telemetry_free(struct telemetry *t);
+
+#endif

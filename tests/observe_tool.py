@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""observe_tool.py -- HTTP, /metrics and sd_notify helpers for the observability tests.
+
+  observe_tool.py free-port
+  observe_tool.py notify-listen SOCKET OUTFILE      one line per datagram, until killed
+  observe_tool.py wait-status URL CODE SECONDS      until GET URL answers CODE
+  observe_tool.py wait-metric URL NAME OP VALUE SECONDS
+                                                    until the sum of NAME's samples OP VALUE
+  observe_tool.py prom-query PROMETHEUS_URL QUERY VALUE SECONDS
+                                                    until the instant query returns VALUE
+"""
+import json
+import os
+import re
+import socket
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)$')
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, OSError) as e:
+        return 0, str(e)
+
+
+def metric_sum(text, name):
+    total, seen = 0.0, False
+    for line in text.splitlines():
+        m = SAMPLE.match(line)
+        if m and m.group(1) == name:
+            total += float(m.group(3))
+            seen = True
+    return total if seen else None
+
+
+def until(seconds, probe, describe):
+    deadline = time.monotonic() + seconds
+    while True:
+        ok, last = probe()
+        if ok:
+            print(describe(last))
+            return 0
+        if time.monotonic() > deadline:
+            print("timed out; last: " + describe(last))
+            return 1
+        time.sleep(0.2)  # another process's state: nothing to wait on but time
+
+
+def main(argv):
+    cmd = argv[1] if len(argv) > 1 else ""
+    if cmd == "free-port":
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+        s.close()
+        return 0
+    if cmd == "notify-listen":
+        path, out = argv[2], argv[3]
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.bind(path)
+        with open(out, "a") as f:
+            while True:
+                data = s.recv(4096).decode(errors="replace")
+                f.write(data.replace("\n", "|") + "\n")
+                f.flush()
+    if cmd == "wait-status":
+        url, code, seconds = argv[2], int(argv[3]), float(argv[4])
+
+        def probe():
+            status, body = get(url)
+            return status == code, (status, body)
+        return until(seconds, probe, lambda last: "%s %s" % last)
+    if cmd == "wait-metric":
+        url, name, op, value, seconds = argv[2], argv[3], argv[4], float(argv[5]), float(argv[6])
+        ops = {"==": lambda a: a == value, ">=": lambda a: a >= value, "<=": lambda a: a <= value}
+
+        def probe():
+            status, body = get(url)
+            got = metric_sum(body, name) if status == 200 else None
+            return got is not None and ops[op](got), got
+        return until(seconds, probe, lambda got: "%s = %s" % (name, got))
+    if cmd == "prom-query":
+        base, query, value, seconds = argv[2], argv[3], float(argv[4]), float(argv[5])
+
+        def probe():
+            status, body = get(base + "/api/v1/query?query=" + urllib.parse.quote(query))
+            if status != 200:
+                return False, body
+            result = json.loads(body)["data"]["result"]
+            got = float(result[0]["value"][1]) if result else None
+            return got == value, got
+        return until(seconds, probe, lambda got: "%s = %s" % (query, got))
+    sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
