@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -899,21 +900,22 @@ static int collect_max_fds(double *v)
     return 0;
 }
 
+/*
+ * Boot time from the clocks rather than /proc/stat's btime: the unit's
+ * ProcSubset=pid hides /proc/stat, while /proc/self/stat stays readable.
+ */
 static int collect_start_time(double *v)
 {
-    unsigned long long utime, stime, starttime, btime;
+    unsigned long long utime, stime, starttime;
     long ticks = sysconf(_SC_CLK_TCK);
+    struct timespec real, boot;
 
     if (ticks <= 0 || read_self_stat(&utime, &stime, &starttime) < 0)
         return -EIO;
-    char *line = read_line("/proc/stat", "btime ");
-    if (line == NULL)
-        return -EIO;
-    int n = sscanf(line, "btime %llu", &btime);
-    free(line);
-    if (n != 1)
-        return -EIO;
-    *v = (double)btime + (double)starttime / (double)ticks;
+    if (clock_gettime(CLOCK_REALTIME, &real) < 0 || clock_gettime(CLOCK_BOOTTIME, &boot) < 0)
+        return -errno;
+    *v = (double)(real.tv_sec - boot.tv_sec) + (double)(real.tv_nsec - boot.tv_nsec) / 1e9 +
+         (double)starttime / (double)ticks;
     return 0;
 }
 

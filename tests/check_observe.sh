@@ -28,7 +28,7 @@ kafka = {
                  auto_commit_interval_ms = 500; };
 };
 processing = { shutdown_timeout_s = 10; };
-http = { listen = "127.0.0.1:$port"; };
+http = { listen = "127.0.0.1:$port"; timeout_s = 2; };
 CONF
 
 $tool notify-listen "$tmp/notify.sock" "$tmp/notify.log" &
@@ -59,6 +59,16 @@ else
     echo "# promtool is not installed: exposition not checked by it"
 fi
 
+# Abuse of the HTTP port does not stop /metrics, grow memory, or stop consumption.
+$ktool produce "$addr" crm.inbound 100 > /dev/null &
+kpid=$!
+check "HTTP abuse: /metrics answers within 1 s, RSS < +10 MiB, idle sockets closed" \
+    $tool abuse 127.0.0.1 "$port" "$dpid"
+wait "$kpid"
+check "consumption went on during the abuse" $ktool wait-committed "$addr" observe crm.inbound 60
+check "kafka_consumer_messages_consumed_total counts 300" \
+    $tool wait-metric "$base/metrics" kafka_consumer_messages_consumed_total == 300 10
+
 # The outputs' broker goes down: offsets cannot be stored, so the lag is the backlog.
 echo "down 2" >&3
 $ktool produce "$addr" crm.inbound 50 > /dev/null
@@ -87,9 +97,9 @@ PROM
     prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
         --web.listen-address="127.0.0.1:$pport" > "$tmp/prometheus.log" 2>&1 &
     ppid_=$!
-    check "Prometheus scrapes kafka_consumer_messages_consumed_total = 250" \
+    check "Prometheus scrapes kafka_consumer_messages_consumed_total = 350" \
         $tool prom-query "http://127.0.0.1:$pport" 'sum(kafka_consumer_messages_consumed_total)' \
-        250 60
+        350 60
     kill "$ppid_"
     wait "$ppid_" 2>/dev/null
 else

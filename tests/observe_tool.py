@@ -8,7 +8,11 @@
                                                     until the sum of NAME's samples OP VALUE
   observe_tool.py prom-query PROMETHEUS_URL QUERY VALUE SECONDS
                                                     until the instant query returns VALUE
+  observe_tool.py abuse HOST PORT PID               idle, half-sent, oversized and flooding
+                                                    requests; a fresh GET /metrics must still
+                                                    answer within 1 s and RSS grow < 10 MiB
 """
+import http.client
 import json
 import os
 import re
@@ -55,6 +59,79 @@ def until(seconds, probe, describe):
         time.sleep(0.2)  # another process's state: nothing to wait on but time
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def timed_get(host, port, source):
+    """GET /metrics from another loopback address than the flood's (as a scraper would be)."""
+    start = time.monotonic()
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=2, source_address=(source, 0))
+        conn.request("GET", "/metrics")
+        status = conn.getresponse().status
+        conn.close()
+    except OSError:
+        status = 0
+    return status, time.monotonic() - start
+
+
+def abuse(host, port, pid):
+    url = "http://%s:%d/metrics" % (host, port)
+    problems = []
+    get(url)
+    before = rss_kib(pid)
+    socks = []
+    # 200 connections that never finish their request (slowloris), all from one address:
+    # the per-address limit keeps them from starving everyone else.
+    for _ in range(200):
+        try:
+            s = socket.create_connection((host, port), timeout=2)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            socks.append(s)
+        except OSError:
+            pass  # refused at the connection limit: that is the point
+    # 64 KiB of headers, a POST with a body, a path climbing out of the root.
+    for request in (b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 65536 + b"\r\n\r\n",
+                    b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+                    b"GET /../metrics HTTP/1.1\r\nHost: x\r\n\r\n"):
+        try:
+            with socket.create_connection((host, port), timeout=2) as s:
+                s.sendall(request)
+                s.recv(1024)
+        except OSError:
+            pass
+    for i in range(5):
+        status, took = timed_get(host, port, "127.0.0.2")
+        if status != 200 or took > 1.0:
+            problems.append("GET /metrics during the flood: %s in %.2f s" % (status, took))
+    grown = rss_kib(pid) - before
+    if grown > 10 * 1024:
+        problems.append("RSS grew by %d KiB" % grown)
+    # The idle ones are closed by the server after http.timeout_s.
+    deadline = time.monotonic() + 5
+    open_left = 0
+    for s in socks:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            if s.recv(1) != b"":
+                open_left += 1
+        except socket.timeout:
+            open_left += 1
+        except OSError:
+            pass
+        s.close()
+    if open_left:
+        problems.append("%d idle connections still open after the timeout" % open_left)
+    print("%d idle connections accepted, RSS %+d KiB; %s"
+          % (len(socks), grown, "; ".join(problems) or "all fine"))
+    return 1 if problems else 0
+
+
 def main(argv):
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "free-port":
@@ -99,6 +176,8 @@ def main(argv):
             got = float(result[0]["value"][1]) if result else None
             return got == value, got
         return until(seconds, probe, lambda got: "%s = %s" % (query, got))
+    if cmd == "abuse":
+        return abuse(argv[2], int(argv[3]), int(argv[4]))
     sys.exit(__doc__)
 
 
