@@ -112,7 +112,8 @@ $(O)/cflags: FORCE
 check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster \
 	    tests/run-tests $(TEST_BINS) tests/check_cli.sh tests/check_daemon.sh \
-	    tests/check_e2e.sh tests/check_observe.sh tests/check_unit.sh
+	    tests/check_e2e.sh tests/check_observe.sh tests/check_unit.sh \
+	    tests/check_install.sh
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
 

@@ -1279,6 +1279,14 @@ struct config *config_new_defaults(void)
     return cfg;
 }
 
+const char *config_setting_at(size_t i, char *buf, size_t len)
+{
+    if (i >= NFIELDS)
+        return NULL;
+    snprintf(buf, len, "%s.%s", fields[i].section, fields[i].name);
+    return buf;
+}
+
 struct config *config_free(struct config *cfg)
 {
     if (!cfg)

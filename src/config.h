@@ -96,6 +96,12 @@ int config_load(const char *path, struct config **out, struct config_errors *err
 /* A config holding every default and no brokers (callers fill in brokers). */
 struct config *config_new_defaults(void);
 
+/*
+ * The dotted name of the i-th setting the file may hold ("kafka.brokers",
+ * ...), written into buf; NULL past the last. For the man-page check.
+ */
+const char *config_setting_at(size_t i, char *buf, size_t len);
+
 /* Free a config; takes NULL; returns NULL. */
 struct config *config_free(struct config *cfg);
 

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -503,6 +504,48 @@ START_TEST(test_secret_files)
 }
 END_TEST
 
+/*
+ * Every setting the module knows is documented in crm-consumer.conf(5), and
+ * every setting the page documents exists: `.Ss section` then `.It Va name`.
+ */
+START_TEST(test_man_page_matches)
+{
+    FILE *fp = fopen("man/crm-consumer.conf.5", "r");
+    char line[512], section[64] = "", buf[128], documented[128][96];
+    size_t ndoc = 0;
+
+    ck_assert_ptr_nonnull(fp);
+    while (fgets(line, sizeof(line), fp)) {
+        char name[64];
+
+        if (sscanf(line, ".Ss %63s", section) == 1)
+            continue;
+        if (strncmp(line, ".Sh ", 4) == 0)
+            section[0] = '\0';
+        if (section[0] && sscanf(line, ".It Va %63s", name) == 1) {
+            ck_assert_uint_lt(ndoc, 128);
+            snprintf(documented[ndoc++], sizeof(documented[0]), "%s.%s", section, name);
+        }
+    }
+    fclose(fp);
+    for (size_t i = 0; config_setting_at(i, buf, sizeof(buf)); i++) {
+        bool found = false;
+
+        for (size_t j = 0; j < ndoc && !found; j++)
+            found = strcmp(documented[j], buf) == 0;
+        ck_assert_msg(found, "%s is not documented in man/crm-consumer.conf.5", buf);
+    }
+    for (size_t j = 0; j < ndoc; j++) {
+        bool found = false;
+
+        for (size_t i = 0; !found && config_setting_at(i, buf, sizeof(buf)); i++)
+            found = strcmp(documented[j], buf) == 0;
+        ck_assert_msg(found, "man/crm-consumer.conf.5 documents %s, which does not exist",
+                      documented[j]);
+    }
+}
+END_TEST
+
 START_TEST(test_librdkafka_refuses)
 {
     struct config_errors errs = {0};
@@ -746,6 +789,7 @@ static Suite *config_suite(void)
     tcase_add_loop_test(tc, test_valid, 0, (int)(sizeof(valid) / sizeof(valid[0])));
     tcase_add_test(tc, test_properties_translated);
     tcase_add_test(tc, test_secret_files);
+    tcase_add_test(tc, test_man_page_matches);
     tcase_add_loop_test(tc, test_librdkafka_refuses, 0,
                         (int)(sizeof(refused) / sizeof(refused[0])));
     tcase_add_test(tc, test_mistakes_in_file_order);
