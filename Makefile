@@ -1,6 +1,7 @@
 # crm-consumerd -- build, test, install.
 #
 #   make                 build ./crm-consumerd (installs missing Debian packages first)
+#   make demo            the daemon on an embedded broker with sample traffic
 #   make check           unit and integration tests
 #   make SANITIZE=address,undefined check
 #   make WERROR=1        warnings are errors (CI)
@@ -57,21 +58,25 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRCS := src/log.c src/config.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
             src/publisher.c src/changelog.c src/kafka.c src/metrics.c src/http.c \
-            src/telemetry.c src/notify.c \
+            src/telemetry.c src/notify.c src/demo.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \
             src/handlers/form.c
 MAIN_SRCS := src/main.c
 TEST_NAMES := check_config check_router check_identity check_handlers check_metrics check_http \
-              check_consumer
+              check_demo check_consumer
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
 MAIN_OBJS := $(MAIN_SRCS:%.c=$(O)/%.o)
 TEST_BINS := $(TEST_NAMES:%=$(O)/tests/%)
 BIN       := $(O)/crm-consumerd
 
-.PHONY: all check install uninstall clean deps deps-list style-check style FORCE
+.PHONY: all check demo install uninstall clean deps deps-list style-check style FORCE
 
 ifeq ($(HAVE_DEPS),yes)
+
+# The daemon on an embedded broker with sample traffic: Ctrl-C stops it.
+demo: crm-consumerd
+	./crm-consumerd --demo -c conf/crm-consumer.conf
 
 # ./crm-consumerd (what `make install` installs) is always the build without sanitizers;
 # a SANITIZE build stays in build/san/.
@@ -119,7 +124,7 @@ check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster
 
 else ifeq ($(DEPS_TRIED),1)
 
-all check:
+all check demo:
 	@echo "still missing after make deps: $(CC), $(PKG_CONFIG) or the pkg-config modules" \
 	    "$(PKGS) check" >&2; exit 1
 
@@ -127,7 +132,7 @@ else
 
 # Missing compiler or libraries: install them, then build with a fresh make
 # (pkg-config flags are read when the Makefile is parsed).
-all check: deps
+all check demo: deps
 	$(MAKE) DEPS_TRIED=1 $@
 
 endif

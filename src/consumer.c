@@ -657,6 +657,13 @@ static void consume_error(struct consumer *c, rd_kafka_message_t *m)
 {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return;
+    if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+        m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+        /* Not fatal: the topic may be created later, and the subscription picks it up. */
+        log_warnx("topic %s does not exist: create it, or fix kafka.topics; waiting for it",
+                  m->rkt ? rd_kafka_topic_name(m->rkt) : "(unknown)");
+        return;
+    }
     if (m->rkt)
         log_warnx("consume %s [%" PRId32 "]: %s", rd_kafka_topic_name(m->rkt), m->partition,
                   rd_kafka_message_errstr(m));

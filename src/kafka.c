@@ -3,7 +3,12 @@
 #include "kafka.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
 
@@ -44,4 +49,64 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, char *err, size_t errl
     }
     rd_kafka_conf_set_log_cb(conf, log_cb);
     return conf;
+}
+
+/* The host of one "proto://host:port" entry, into buf; false when there is none. */
+static bool broker_host(const char *entry, size_t len, char *buf, size_t buflen)
+{
+    const char *scheme = memmem(entry, len, "://", 3), *end;
+
+    if (scheme) {
+        len -= (size_t)(scheme + 3 - entry);
+        entry = scheme + 3;
+    }
+    if (len && entry[0] == '[') {
+        end = memchr(entry, ']', len);
+        if (!end)
+            return false;
+        entry++;
+    } else {
+        end = entry + len;
+        for (const char *p = entry; p < entry + len; p++)
+            if (*p == ':')
+                end = p; /* the last colon starts the port */
+    }
+    if (end <= entry || (size_t)(end - entry) >= buflen)
+        return false;
+    memcpy(buf, entry, (size_t)(end - entry));
+    buf[end - entry] = '\0';
+    return true;
+}
+
+int kafka_resolve_brokers(const char *brokers, char *err, size_t errlen)
+{
+    int ok = 0, bad = 0;
+
+    err[0] = '\0';
+    for (const char *p = brokers; *p;) {
+        size_t len = strcspn(p, ", ");
+        char host[256];
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+        int rc;
+
+        if (len > 0) {
+            if (!broker_host(p, len, host, sizeof(host))) {
+                rc = EAI_NONAME;
+                snprintf(host, sizeof(host), "%.*s", (int)(len < 200 ? len : 200), p);
+            } else {
+                rc = getaddrinfo(host, NULL, &hints, &res);
+            }
+            if (rc == 0) {
+                ok++;
+                freeaddrinfo(res);
+            } else if (bad++ == 0) {
+                snprintf(err, errlen, "cannot resolve \"%s\": %s", host, gai_strerror(rc));
+            }
+        }
+        p += len;
+        p += strspn(p, ", ");
+    }
+    if (ok == 0 && bad == 0)
+        snprintf(err, errlen, "no broker in \"%s\"", brokers);
+    return bad == 0 ? ok : -ok;
 }

@@ -21,4 +21,11 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, char *err, size_t errl
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
                    size_t errlen);
 
+/*
+ * Resolve every host of a bootstrap list ("host:port,[v6]:port,SSL://h:p").
+ * Returns how many resolve when all do, 0 when none does, and minus the
+ * number that do when only some do; err names the first that does not.
+ */
+int kafka_resolve_brokers(const char *brokers, char *err, size_t errlen);
+
 #endif

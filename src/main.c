@@ -3,18 +3,22 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "changelog.h"
 #include "config.h"
+#include "demo.h"
 #include "consumer.h"
 #include "handlers/handlers.h"
+#include "kafka.h"
 #include "http.h"
 #include "identity.h"
 #include "log.h"
@@ -54,10 +58,12 @@ static int install_signals(void)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: crm-consumerd [-c FILE] [-t|--check-config] [-V|--version] "
-                 "[-h|--help]\n"
+    fprintf(out, "usage: crm-consumerd [-c FILE] [-t|--check-config] [--demo [--demo-rate N]] "
+                 "[-V|--version] [-h|--help]\n"
                  "  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ")\n"
                  "  -t, --check-config   check the configuration, print the result, exit\n"
+                 "      --demo           run against an embedded broker with sample traffic\n"
+                 "      --demo-rate N    sample messages per second (default 300)\n"
                  "  -V, --version        print the version and exit\n"
                  "  -h, --help           print this help and exit\n"
                  "See crm-consumerd(8) and crm-consumer.conf(5).\n");
@@ -70,6 +76,22 @@ static struct config *load_config(const char *path, int prefixed, int *status)
     struct config *cfg = NULL;
     int rc = config_load(path, &cfg, &errs);
 
+    /* The two mistakes of a first install get one line saying what to do. */
+    if (rc == -ENOENT || rc == -EACCES) {
+        const char *what = rc == -ENOENT
+                               ? "no such file; copy conf/crm-consumer.conf there, or name "
+                                 "another with -c FILE"
+                               : "permission denied; make it readable by the user "
+                                 "crm-consumerd runs as";
+
+        if (prefixed)
+            log_errx("%s: %s", path, what);
+        else
+            fprintf(stderr, "%s: %s\n", path, what);
+        config_errors_clear(&errs);
+        *status = rc == -ENOENT ? EX_NOINPUT : EX_NOPERM;
+        return NULL;
+    }
     for (size_t i = 0; i < errs.n; i++) {
         if (prefixed)
             log_errx("%s", errs.msgs[i]);
@@ -108,7 +130,19 @@ static void reload(const char *path)
 /* How often systemd's STATUS= line is refreshed. */
 #define STATUS_INTERVAL_S 5
 
-static int run(const char *path, struct config *cfg)
+/* The demo's live line: what was produced, what the daemon made of it. */
+static void demo_line(struct demo *demo, struct telemetry *tm, bool tty)
+{
+    char line[256];
+
+    telemetry_status(tm, line, sizeof(line));
+    printf("%sdemo: %llu produced (%llu poison pills) | %s%s", tty ? "\r\033[K" : "",
+           (unsigned long long)demo_produced(demo), (unsigned long long)demo_poison(demo), line,
+           tty ? "" : "\n");
+    fflush(stdout);
+}
+
+static int run(const char *path, struct config *cfg, struct demo *demo)
 {
     struct router_limits limits = {
         .max_message_bytes = (size_t)cfg->processing.max_message_bytes,
@@ -123,17 +157,28 @@ static int run(const char *path, struct config *cfg)
     struct consumer *c = NULL;
     struct http *http = NULL;
     struct http_routes routes;
-    time_t last_status = 0;
+    time_t last_status = 0, last_demo = 0;
+    bool tty = isatty(STDOUT_FILENO);
     char line[256];
     const struct consumer_stats *st;
     sigset_t block, old;
     char err[512];
-    int status = EX_OK, close_rc = 0;
+    int status = EX_OK, close_rc = 0, resolved;
 
     if (!router || !handlers || !tm || handlers_register(handlers, router) < 0) {
         log_errx("out of memory");
         status = EX_OSERR;
         goto out;
+    }
+    /* librdkafka would retry a misspelt broker name for ever: say so now, once. */
+    /* (the demo's embedded broker is on loopback.) */
+    resolved = kafka_resolve_brokers(cfg->kafka.brokers, err, sizeof(err));
+    if (resolved == 0) {
+        log_errx("kafka.brokers: %s; check the names in %s, or the DNS", err, path);
+        status = EX_NOHOST;
+        goto out;
+    } else if (resolved < 0) {
+        log_warnx("kafka.brokers: %s; going on with the others", err);
     }
     /*
      * librdkafka's threads inherit the signal mask of the thread that creates
@@ -161,8 +206,8 @@ static int run(const char *path, struct config *cfg)
     http = http_start(cfg, &routes, err, sizeof(err));
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!http) {
-        log_errx("cannot serve /metrics: %s", err);
-        status = EX_UNAVAILABLE;
+        log_errx("cannot serve /metrics: %s; free the address or change http.listen", err);
+        status = EX_CANTCREAT;
         goto out;
     }
     /* Links made by any instance before now, so the first messages resolve like the last. */
@@ -178,6 +223,12 @@ static int run(const char *path, struct config *cfg)
                CRM_VERSION, rd_kafka_version_str(), cfg->kafka.group_id, cfg->kafka.ntopics,
                cfg->kafka.ntopics == 1 ? "" : "s", cfg->kafka.brokers, cfg->http.listen);
     notify_ready("subscribed; waiting for partitions");
+    if (demo)
+        printf("demo: embedded Kafka at %s (try: kcat -b %s -C -t %s)\n"
+               "demo: http://%s/metrics  http://%s/health  http://%s/ready\n"
+               "demo: Ctrl-C stops it\n",
+               demo_bootstraps(demo), demo_bootstraps(demo), cfg->output.tickets_topic,
+               cfg->http.listen, cfg->http.listen, cfg->http.listen);
 
     while (!quit_signal) {
         if (consumer_poll(c) < 0) {
@@ -194,6 +245,10 @@ static int run(const char *path, struct config *cfg)
             telemetry_status(tm, line, sizeof(line));
             notify_status(line);
         }
+        if (demo && time(NULL) - last_demo >= (tty ? 1 : 5)) {
+            last_demo = time(NULL);
+            demo_line(demo, tm, tty);
+        }
         if (reload_requested) {
             reload_requested = 0;
             reload(path);
@@ -202,6 +257,8 @@ static int run(const char *path, struct config *cfg)
         }
     }
     notify_stopping();
+    if (demo && tty)
+        printf("\n");
     if (quit_signal)
         log_notice("%s: finishing the batch, flushing outputs, committing and leaving the group",
                    strsignal(quit_signal));
@@ -246,11 +303,16 @@ int main(int argc, char **argv)
         {"check-config", no_argument, NULL, 't'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
+        {"demo", no_argument, NULL, 'D'},
+        {"demo-rate", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     const char *path = DEFAULT_CONFIG;
-    int check_only = 0, opt, status;
+    int check_only = 0, opt, status, demo_rate = 300, want_demo = 0;
+    struct demo *demo = NULL;
     struct config *cfg;
+    char *end;
+    char err[512];
 
     while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
         switch (opt) {
@@ -266,6 +328,17 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return EX_OK;
+        case 'D':
+            want_demo = 1;
+            break;
+        case 'R':
+            demo_rate = (int)strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end || demo_rate < 0 || demo_rate > 100000) {
+                fprintf(stderr, "crm-consumerd: --demo-rate: a number of messages per second "
+                                "from 0 to 100000\n");
+                return EX_USAGE;
+            }
+            break;
         default:
             usage(stderr);
             return EX_USAGE;
@@ -286,7 +359,9 @@ int main(int argc, char **argv)
         return status;
     }
     if (!cfg) {
-        log_errx("refusing to start: fix %s (check it with crm-consumerd -t -c %s)", path, path);
+        if (status == EX_CONFIG)
+            log_errx("refusing to start: fix %s (check it with crm-consumerd -t -c %s)", path,
+                     path);
         return status;
     }
     log_set_level(cfg->log.level);
@@ -296,7 +371,17 @@ int main(int argc, char **argv)
         config_free(cfg);
         return EX_OSERR;
     }
-    status = run(path, cfg);
+    if (want_demo) {
+        /* The threads of the embedded broker and the generator must not take our signals. */
+        demo = demo_start(cfg, demo_rate, err, sizeof(err));
+        if (!demo) {
+            log_errx("demo: %s", err);
+            config_free(cfg);
+            return EX_UNAVAILABLE;
+        }
+    }
+    status = run(path, cfg, demo);
+    demo_stop(demo);
     config_free(cfg);
     return status;
 }

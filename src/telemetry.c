@@ -59,6 +59,7 @@ struct telemetry {
 
     /* For the STATUS= rate; main loop only. */
     double last_consumed;
+    double rate;
     int64_t last_status_ms;
 };
 
@@ -433,10 +434,14 @@ void telemetry_status(struct telemetry *t, char *buf, size_t len)
 
     for (size_t i = 0; i < t->ntopics * MESSAGE_STATUSES; i++)
         consumed += metric_value(t->consumed[i]);
-    if (t->last_status_ms && now > t->last_status_ms)
-        rate = (consumed - t->last_consumed) * 1000.0 / (double)(now - t->last_status_ms);
-    t->last_consumed = consumed;
-    t->last_status_ms = now;
+    /* Sampled at most once a second, so two callers in a row both see a real rate. */
+    if (now - t->last_status_ms >= 1000) {
+        if (t->last_status_ms)
+            t->rate = (consumed - t->last_consumed) * 1000.0 / (double)(now - t->last_status_ms);
+        t->last_consumed = consumed;
+        t->last_status_ms = now;
+    }
+    rate = t->rate;
     if (lag >= 0)
         snprintf(buf, len, "%.0f msg/s, lag %" PRId64 ", %.0f partitions (%.0f paused), group %s",
                  rate, lag, metric_value(t->assigned), metric_value(t->paused),

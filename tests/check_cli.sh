@@ -56,8 +56,53 @@ else
     echo "not ok - daemon refuses a bad file with 78 (got $status)"; failed=$((failed + 1))
 fi
 
-printf '%s: cannot open: No such file or directory\n' "$tmp/absent.conf" > "$tmp/absent.out"
-expect "missing file: exit 66" 66 "$tmp/absent.out" -- $bin -t -c "$tmp/absent.conf"
+printf '%s: no such file; copy conf/crm-consumer.conf there, or name another with -c FILE\n' \
+    "$tmp/absent.conf" > "$tmp/absent.out"
+expect "missing file: one line, exit 66" 66 "$tmp/absent.out" -- $bin -t -c "$tmp/absent.conf"
+
+# status NAME WANT PATTERN -- CMD...: the exit status, and a line of stderr matching PATTERN.
+status() {
+    local name=$1 want=$2 pattern=$3 got
+    shift 4
+    "$@" > "$tmp/out" 2>&1
+    got=$?
+    if [ "$got" -eq "$want" ] && grep -qE "$pattern" "$tmp/out"; then
+        echo "ok - $name"
+        passed=$((passed + 1))
+    else
+        echo "not ok - $name (status $got, want $want)"
+        sed 's/^/#   /' "$tmp/out"
+        failed=$((failed + 1))
+    fi
+}
+
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    cp conf/crm-consumer.conf "$tmp/private.conf"
+    chmod 600 "$tmp/private.conf"
+    chmod 755 "$tmp"
+    status "unreadable file: exit 77" 77 'private.conf: permission denied; make it readable' -- \
+        setpriv --reuid=65534 --regid=65534 --clear-groups $bin -t -c "$tmp/private.conf"
+else
+    echo "# not root: the permission test needs another user"
+fi
+
+printf 'kafka = { brokers = "no-such-host.invalid:9092"; };\n' > "$tmp/nohost.conf"
+status "unresolvable broker: exit 68" 68 \
+    'kafka.brokers: cannot resolve "no-such-host.invalid".*check the names' -- \
+    $bin -c "$tmp/nohost.conf"
+
+# Something already listens on the HTTP port.
+/usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+print(s.getsockname()[1], flush=True); time.sleep(30)' > "$tmp/port" &
+holder=$!
+for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+printf 'kafka = { brokers = "localhost:9092"; };\nhttp = { listen = "127.0.0.1:%s"; };\n' \
+    "$(cat "$tmp/port")" > "$tmp/busy.conf"
+status "HTTP port in use: exit 73" 73 'Address already in use; free the address or change' -- \
+    $bin -c "$tmp/busy.conf"
+kill "$holder" 2>/dev/null
 
 if $bin --no-such-option >/dev/null 2>&1; then status=0; else status=$?; fi
 if [ "$status" -eq 64 ]; then
