@@ -3,6 +3,7 @@
 #ifndef CRM_CONFIG_H
 #define CRM_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* What the router does with a message whose type has no handler. */
@@ -19,7 +20,8 @@ struct config_property {
 };
 
 struct config {
-    char *path; /* the file this was loaded from */
+    char *path;   /* the file this was loaded from */
+    bool dry_run; /* --dry-run (benchmarks): handle everything, publish nothing; not a setting */
     struct {
         char *brokers; /* required */
         char *group_id;

@@ -64,6 +64,8 @@ static void usage(FILE *out)
                  "  -t, --check-config   check the configuration, print the result, exit\n"
                  "      --demo           run against an embedded broker with sample traffic\n"
                  "      --demo-rate N    sample messages per second (default 300)\n"
+                 "      --dry-run        publish nothing (benchmarks only: inputs are "
+                 "committed)\n"
                  "  -V, --version        print the version and exit\n"
                  "  -h, --help           print this help and exit\n"
                  "See crm-consumerd(8) and crm-consumer.conf(5).\n");
@@ -305,10 +307,11 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {"demo", no_argument, NULL, 'D'},
         {"demo-rate", required_argument, NULL, 'R'},
+        {"dry-run", no_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     const char *path = DEFAULT_CONFIG;
-    int check_only = 0, opt, status, demo_rate = 300, want_demo = 0;
+    int check_only = 0, opt, status, demo_rate = 300, want_demo = 0, dry_run = 0;
     struct demo *demo = NULL;
     struct config *cfg;
     char *end;
@@ -330,6 +333,9 @@ int main(int argc, char **argv)
             return EX_OK;
         case 'D':
             want_demo = 1;
+            break;
+        case 'N':
+            dry_run = 1;
             break;
         case 'R':
             demo_rate = (int)strtol(optarg, &end, 10);
@@ -365,6 +371,9 @@ int main(int argc, char **argv)
         return status;
     }
     log_set_level(cfg->log.level);
+    cfg->dry_run = dry_run;
+    if (dry_run)
+        log_warnx("--dry-run: nothing is published; offsets are committed as if it were");
     notify_init();
     if (install_signals() < 0) {
         log_warn("sigaction");
