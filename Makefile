@@ -24,7 +24,8 @@ CLANG_FORMAT ?= clang-format
 # Debian 12 packages: to build, to test, and for style-check.
 DEB_BUILD := gcc make libc6-dev pkg-config librdkafka-dev libcjson-dev libconfig-dev \
              libmicrohttpd-dev libsystemd-dev check
-DEB_TEST  := kcat python3-kafka python3-confluent-kafka prometheus mandoc clang-format
+DEB_TEST  := kcat python3-kafka python3-confluent-kafka prometheus mandoc clang-format curl \
+             openssl
 DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST)
 
 PKGS      := rdkafka libcjson libconfig libmicrohttpd libsystemd

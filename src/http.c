@@ -26,7 +26,11 @@
  */
 #define CONNECTION_MEMORY (32 * 1024)
 
-/* Connections waiting to be accepted: enough for a burst of scrapes, no more. */
+/*
+ * Connections waiting to be accepted: enough for a burst of scrapes, no
+ * more. Given to our own listen(); MHD_OPTION_LISTEN_BACKLOG_SIZE would
+ * only apply to a socket libmicrohttpd opened itself.
+ */
 #define LISTEN_BACKLOG 64
 
 /* What a probe may write, NUL included. */
@@ -519,6 +523,7 @@ struct http *http_start(const struct config *cfg, const struct http_routes *rout
     struct http *h = calloc(1, sizeof(*h));
     struct MHD_OptionItem opts[16];
     size_t n = 0;
+    /* No MHD_USE_ERROR_LOG: a library module prints nothing. Epoll: this daemon is Linux-only. */
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
     bool ipv6 = false;
     int fd;
@@ -534,7 +539,7 @@ struct http *http_start(const struct config *cfg, const struct http_routes *rout
     if (fd < 0)
         return http_stop(h);
 
-    /* First, so that nothing is printed even while options are parsed. */
+    /* First, so that even a message during option parsing would go nowhere. */
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)discard_log, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
     opts[n++] =

@@ -173,7 +173,6 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
         goto out;
     }
     /* librdkafka would retry a misspelt broker name for ever: say so now, once. */
-    /* (the demo's embedded broker is on loopback.) */
     resolved = kafka_resolve_brokers(cfg->kafka.brokers, err, sizeof(err));
     if (resolved == 0) {
         log_errx("kafka.brokers: %s; check the names in %s, or the DNS", err, path);
@@ -301,14 +300,10 @@ out:
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 't'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {"demo", no_argument, NULL, 'D'},
-        {"demo-rate", required_argument, NULL, 'R'},
-        {"dry-run", no_argument, NULL, 'N'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"demo", no_argument, NULL, 'D'},         {"demo-rate", required_argument, NULL, 'R'},
+        {"dry-run", no_argument, NULL, 'N'},      {NULL, 0, NULL, 0},
     };
     const char *path = DEFAULT_CONFIG;
     int check_only = 0, opt, status, demo_rate = 300, want_demo = 0, dry_run = 0;

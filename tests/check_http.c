@@ -868,8 +868,13 @@ START_TEST(test_basic_auth_bad_config)
 }
 END_TEST
 
-/* A temporary directory for PEM files, removed with everything in it. */
+/*
+ * A temporary directory for PEM files, made and removed by the parent
+ * process around the TLS tests: a failed test ends its forked child before
+ * any per-test teardown could clean up.
+ */
 static char tmpdir[64];
+static const char *const tmp_names[] = {"cert.pem", "key.pem", "junk.pem"};
 
 static void tmpdir_make(void)
 {
@@ -879,11 +884,10 @@ static void tmpdir_make(void)
 
 static void tmpdir_remove(void)
 {
-    static const char *const names[] = {"cert.pem", "key.pem", "junk.pem"};
     char path[128];
 
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
+    for (size_t i = 0; i < sizeof(tmp_names) / sizeof(tmp_names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, tmp_names[i]);
         unlink(path);
     }
     rmdir(tmpdir);
@@ -933,7 +937,6 @@ START_TEST(test_tls)
         printf("check_http: no /usr/bin/openssl, TLS test skipped\n");
         return;
     }
-    tmpdir_make();
     cert = path_in_tmp("cert.pem");
     key = path_in_tmp("key.pem");
     snprintf(cmd, sizeof(cmd),
@@ -947,11 +950,11 @@ START_TEST(test_tls)
 
     if (access("/usr/bin/curl", X_OK) == 0)
         snprintf(cmd, sizeof(cmd),
-                 "/usr/bin/curl -sS -k -i --max-time 10 https://127.0.0.1:%d/metrics 2>&1", port);
+                 "/usr/bin/curl -sS -k -i --max-time 30 https://127.0.0.1:%d/metrics 2>&1", port);
     else
         snprintf(cmd, sizeof(cmd),
                  "printf 'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' "
-                 "| timeout 10 /usr/bin/openssl s_client -quiet -connect 127.0.0.1:%d 2>/dev/null",
+                 "| timeout 30 /usr/bin/openssl s_client -quiet -connect 127.0.0.1:%d 2>/dev/null",
                  port);
     out = capture(cmd);
     ck_assert_msg(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0, "over TLS got:\n%s", out);
@@ -966,8 +969,6 @@ START_TEST(test_tls)
     ck_assert_ptr_null(strstr(r.raw, "200 OK"));
     reply_free(&r);
 
-    srv = http_stop(srv);
-    tmpdir_remove();
     free(cert);
     free(key);
 }
@@ -991,7 +992,6 @@ START_TEST(test_tls_errors)
     ck_assert_ptr_null(try_start(err, sizeof(err)));
     ck_assert_str_eq(err, "http.tls_key_file: required with http.tls_cert_file");
 
-    tmpdir_make();
     junk = path_in_tmp("junk.pem");
     f = fopen(junk, "w");
     ck_assert_ptr_nonnull(f);
@@ -1005,7 +1005,6 @@ START_TEST(test_tls_errors)
     set_str(&cfg->http.tls_key_file, junk);
     ck_assert_ptr_null(try_start(err, sizeof(err)));
     ck_assert_msg(strstr(err, "cannot start HTTPS") && strstr(err, junk), "got \"%s\"", err);
-    tmpdir_remove();
     free(junk);
 }
 END_TEST
@@ -1063,6 +1062,7 @@ static Suite *http_suite(void)
     tcase_add_test(auth, test_basic_auth_bad_config);
     suite_add_tcase(s, auth);
 
+    tcase_add_unchecked_fixture(tls, tmpdir_make, tmpdir_remove);
     tcase_add_checked_fixture(tls, setup, teardown);
     tcase_set_timeout(tls, 60);
     tcase_add_test(tls, test_tls);
