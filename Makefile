@@ -3,6 +3,7 @@
 #   make                 build ./crm-consumerd (installs missing Debian packages first)
 #   make demo            the daemon on an embedded broker with sample traffic
 #   make check           unit and integration tests
+#   make bench           throughput against kcat's, latency, peak RSS
 #   make SANITIZE=address,undefined check
 #   make WERROR=1        warnings are errors (CI)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -71,13 +72,17 @@ MAIN_OBJS := $(MAIN_SRCS:%.c=$(O)/%.o)
 TEST_BINS := $(TEST_NAMES:%=$(O)/tests/%)
 BIN       := $(O)/crm-consumerd
 
-.PHONY: all check demo install uninstall clean deps deps-list style-check style FORCE
+.PHONY: all check demo bench install uninstall clean deps deps-list style-check style FORCE
 
 ifeq ($(HAVE_DEPS),yes)
 
 # The daemon on an embedded broker with sample traffic: Ctrl-C stops it.
 demo: crm-consumerd
 	./crm-consumerd --demo -c conf/crm-consumer.conf
+
+# kcat's raw consume rate against the daemon's, full and --dry-run, on a preloaded mock cluster.
+bench: crm-consumerd build/default/tests/mock_cluster
+	bench/run
 
 # ./crm-consumerd (what `make install` installs) is always the build without sanitizers;
 # a SANITIZE build stays in build/san/.
@@ -125,7 +130,7 @@ check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster
 
 else ifeq ($(DEPS_TRIED),1)
 
-all check demo:
+all check demo bench:
 	@echo "still missing after make deps: $(CC), $(PKG_CONFIG) or the pkg-config modules" \
 	    "$(PKGS) check" >&2; exit 1
 
@@ -133,7 +138,7 @@ else
 
 # Missing compiler or libraries: install them, then build with a fresh make
 # (pkg-config flags are read when the Makefile is parsed).
-all check demo: deps
+all check demo bench: deps
 	$(MAKE) DEPS_TRIED=1 $@
 
 endif
