@@ -79,9 +79,12 @@ status() {
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     cp conf/crm-consumer.conf "$tmp/private.conf"
     chmod 600 "$tmp/private.conf"
-    chmod 755 "$tmp"
+    # The other user must reach the binary: the checkout's folders may not let it.
+    cp "$bin" "$tmp/crm-consumerd"
+    chmod 755 "$tmp" "$tmp/crm-consumerd"
     status "unreadable file: exit 77" 77 'private.conf: permission denied; make it readable' -- \
-        setpriv --reuid=65534 --regid=65534 --clear-groups $bin -t -c "$tmp/private.conf"
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$tmp/crm-consumerd" -t \
+        -c "$tmp/private.conf"
 else
     echo "# not root: the permission test needs another user"
 fi
