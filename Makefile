@@ -72,6 +72,9 @@ MAIN_OBJS := $(MAIN_SRCS:%.c=$(O)/%.o)
 TEST_BINS := $(TEST_NAMES:%=$(O)/tests/%)
 BIN       := $(O)/crm-consumerd
 
+# Plain `make` builds; it must never start the demo or the benchmark.
+.DEFAULT_GOAL := all
+
 .PHONY: all check demo bench install uninstall clean deps deps-list style-check style FORCE
 
 ifeq ($(HAVE_DEPS),yes)

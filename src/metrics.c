@@ -177,15 +177,18 @@ static bool name_taken(const struct metrics *m, enum metric_type type, const cha
 }
 
 /* Free f's children; the caller holds the lock, or is the only thread left. */
+static void child_free(const struct metric_family *f, struct metric *c)
+{
+    for (size_t j = 0; j < f->nlabels; j++)
+        free(c->values[j]);
+    free(c->values);
+    free(c);
+}
+
 static void children_free(struct metric_family *f)
 {
-    for (size_t i = 0; i < f->nchildren; i++) {
-        struct metric *c = f->children[i];
-        for (size_t j = 0; j < f->nlabels; j++)
-            free(c->values[j]);
-        free(c->values);
-        free(c);
-    }
+    for (size_t i = 0; i < f->nchildren; i++)
+        child_free(f, f->children[i]);
     f->nchildren = 0;
 }
 
@@ -479,6 +482,28 @@ void metrics_clear(struct metric_family *f)
         return;
     pthread_mutex_lock(&f->registry->lock);
     children_free(f);
+    pthread_mutex_unlock(&f->registry->lock);
+}
+
+void metrics_retain(struct metric_family *f, struct metric *const *keep, size_t nkeep)
+{
+    size_t kept = 0;
+
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&f->registry->lock);
+    for (size_t i = 0; i < f->nchildren; i++) {
+        struct metric *c = f->children[i];
+        bool wanted = false;
+
+        for (size_t k = 0; k < nkeep && !wanted; k++)
+            wanted = keep[k] == c;
+        if (wanted)
+            f->children[kept++] = c; /* creation order is kept */
+        else
+            child_free(f, c);
+    }
+    f->nchildren = kept;
     pthread_mutex_unlock(&f->registry->lock);
 }
 

@@ -42,8 +42,15 @@ struct metric_family *metrics_family(struct metrics *m, enum metric_type type, c
  */
 struct metric *metrics_child(struct metric_family *f, const char *const *values);
 
-/* Remove every child of f (e.g. the lag of partitions no longer assigned); thread-safe. */
+/* Remove every child of f; thread-safe. */
 void metrics_clear(struct metric_family *f);
+
+/*
+ * Remove every child of f but the nkeep in keep (e.g. the lag of partitions
+ * no longer assigned), without a moment when the kept ones are missing from
+ * a scrape; thread-safe. Removed children's pointers become invalid.
+ */
+void metrics_retain(struct metric_family *f, struct metric *const *keep, size_t nkeep);
 
 /* Add n to a counter, or to a gauge. */
 void metric_add(struct metric *c, uint64_t n);

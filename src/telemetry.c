@@ -311,12 +311,34 @@ static void stats_group(struct telemetry *t, const cJSON *root)
     atomic_store(&t->group, g);
 }
 
+/* The children set in one statistics round; the others are retired after it. */
+struct seen {
+    struct metric **list;
+    size_t n, cap;
+};
+
+static void seen_add(struct seen *s, struct metric *m)
+{
+    if (!m)
+        return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        struct metric **grown = realloc(s->list, cap * sizeof(*grown));
+
+        if (!grown)
+            return; /* out of memory: that child is retired, and comes back next round */
+        s->list = grown;
+        s->cap = cap;
+    }
+    s->list[s->n++] = m;
+}
+
 static void stats_brokers(struct telemetry *t, const cJSON *root)
 {
     const cJSON *brokers = cJSON_GetObjectItemCaseSensitive(root, "brokers"), *b;
+    struct seen seen = {0};
     int up = 0, n = 0;
 
-    metrics_clear(t->broker_up);
     cJSON_ArrayForEach(b, brokers)
     {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(b, "nodeid");
@@ -334,7 +356,11 @@ static void stats_brokers(struct telemetry *t, const cJSON *root)
         g = metrics_child(t->broker_up, &name);
         if (g)
             metric_set(g, is_up);
+        seen_add(&seen, g);
     }
+    /* Updated in place, then the departed retired: a scrape never sees a gap. */
+    metrics_retain(t->broker_up, seen.list, seen.n);
+    free(seen.list);
     atomic_store(&t->brokers, n);
     atomic_store(&t->brokers_up, up);
 }
@@ -342,10 +368,10 @@ static void stats_brokers(struct telemetry *t, const cJSON *root)
 static void stats_lag(struct telemetry *t, const cJSON *root)
 {
     const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics"), *topic;
+    struct seen seen = {0};
     int64_t total = 0;
     bool known = false;
 
-    metrics_clear(t->lag);
     cJSON_ArrayForEach(topic, topics)
     {
         const cJSON *parts = cJSON_GetObjectItemCaseSensitive(topic, "partitions"), *p;
@@ -370,10 +396,13 @@ static void stats_lag(struct telemetry *t, const cJSON *root)
             g = metrics_child(t->lag, v);
             if (g)
                 metric_set(g, lag->valuedouble);
+            seen_add(&seen, g);
             total += (int64_t)lag->valuedouble;
             known = true;
         }
     }
+    metrics_retain(t->lag, seen.list, seen.n);
+    free(seen.list);
     atomic_store(&t->total_lag, known ? total : -1);
 }
 

@@ -381,6 +381,35 @@ START_TEST(test_clear)
 }
 END_TEST
 
+/* retain keeps the given children, in creation order, with their values; drops the rest. */
+START_TEST(test_retain)
+{
+    static const char *const labels[] = {"partition"};
+    static const char *const p0[] = {"0"}, *const p1[] = {"1"}, *const p2[] = {"2"};
+    struct metrics *m = metrics_new();
+    struct metric_family *lag = metrics_family(m, METRIC_GAUGE, "lag", "Lag.", 1, labels, 0, NULL);
+    struct metric *a = metrics_child(lag, p0), *b = metrics_child(lag, p1);
+    struct metric *c = metrics_child(lag, p2);
+    struct metric *keep[] = {c, a};
+
+    metric_set(a, 1);
+    metric_set(b, 2);
+    metric_set(c, 3);
+    metrics_retain(lag, keep, 2);
+    assert_render(m, "# HELP lag Lag.\n# TYPE lag gauge\nlag{partition=\"0\"} 1\n"
+                     "lag{partition=\"2\"} 3\n");
+    /* A kept pointer is still the live child. */
+    metric_set(c, 4);
+    ck_assert_ptr_eq(metrics_child(lag, p2), c);
+    assert_render(m, "# HELP lag Lag.\n# TYPE lag gauge\nlag{partition=\"0\"} 1\n"
+                     "lag{partition=\"2\"} 4\n");
+    metrics_retain(lag, NULL, 0);
+    assert_render(m, "# HELP lag Lag.\n# TYPE lag gauge\n");
+    metrics_retain(NULL, NULL, 0);
+    metrics_free(m);
+}
+END_TEST
+
 /* Families that metrics_family() must refuse. */
 static const struct {
     const char *why;
@@ -715,6 +744,7 @@ static Suite *metrics_suite(void)
     TCase *threads = tcase_create("threads");
 
     tcase_add_test(tc, test_empty);
+    tcase_add_test(tc, test_retain);
     tcase_add_test(tc, test_counter);
     tcase_add_test(tc, test_gauge);
     tcase_add_loop_test(tc, test_number_format, 0, (int)NNUMBERS);
