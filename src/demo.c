@@ -229,20 +229,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         atomic_fetch_add(&d->poison, 1);
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* xorshift64*: statistical quality is all a demo needs, and it is per-thread state. */
 static uint32_t rnd(struct demo *d, uint32_t n)
 {
@@ -511,7 +497,7 @@ static int make_topics(struct demo *d, const struct config *cfg, char *err, size
             continue;
         rc = rd_kafka_mock_topic_create(d->mock, name, partitions, 1);
         if (rc && rc != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-            set_err(err, errlen, "demo: create topic %s: %s", name, rd_kafka_err2str(rc));
+            snprintf(err, errlen, "demo: create topic %s: %s", name, rd_kafka_err2str(rc));
             return -1;
         }
     }
@@ -528,7 +514,7 @@ static rd_kafka_t *new_producer(struct demo *d, char *err, size_t errlen)
         rd_kafka_conf_set(conf, "client.id", "crm-demo-generator", errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr))) {
-        set_err(err, errlen, "demo: producer: %s", errstr);
+        snprintf(err, errlen, "demo: producer: %s", errstr);
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -537,7 +523,7 @@ static rd_kafka_t *new_producer(struct demo *d, char *err, size_t errlen)
     rd_kafka_conf_set_opaque(conf, d);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (!rk) {
-        set_err(err, errlen, "demo: producer: %s", errstr);
+        snprintf(err, errlen, "demo: producer: %s", errstr);
         rd_kafka_conf_destroy(conf);
     }
     return rk;
@@ -552,27 +538,27 @@ static int start_threads(struct demo *d, struct config *cfg, char *err, size_t e
 
     /* The host handle only carries the cluster; its own chatter is errors only. */
     if (rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr))) {
-        set_err(err, errlen, "demo: %s", errstr);
+        snprintf(err, errlen, "demo: %s", errstr);
         rd_kafka_conf_destroy(conf);
         return -1;
     }
     rd_kafka_conf_set_log_cb(conf, on_log);
     d->host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (!d->host) {
-        set_err(err, errlen, "demo: %s", errstr);
+        snprintf(err, errlen, "demo: %s", errstr);
         rd_kafka_conf_destroy(conf);
         return -1;
     }
     d->mock = rd_kafka_mock_cluster_new(d->host, BROKERS);
     if (!d->mock) {
-        set_err(err, errlen, "demo: cannot create the mock cluster");
+        snprintf(err, errlen, "demo: cannot create the mock cluster");
         return -1;
     }
     if (make_topics(d, cfg, err, errlen) < 0)
         return -1;
     d->bootstraps = strdup(rd_kafka_mock_cluster_bootstraps(d->mock));
     if (!d->bootstraps) {
-        set_err(err, errlen, "demo: out of memory");
+        snprintf(err, errlen, "demo: out of memory");
         return -1;
     }
     if (d->rate == 0)
@@ -582,7 +568,7 @@ static int start_threads(struct demo *d, struct config *cfg, char *err, size_t e
         return -1;
     rc = pthread_create(&d->thread, NULL, generate, d);
     if (rc) {
-        set_err(err, errlen, "demo: generator thread: %s", strerror(rc));
+        snprintf(err, errlen, "demo: generator thread: %s", strerror(rc));
         return -1;
     }
     d->running = true;
@@ -598,23 +584,23 @@ struct demo *demo_start(struct config *cfg, int rate, char *err, size_t errlen)
     int rc;
 
     if (rate < 0 || rate > MAX_RATE) {
-        set_err(err, errlen, "demo: rate %d is not within 0..%d messages per second", rate,
-                MAX_RATE);
+        snprintf(err, errlen, "demo: rate %d is not within 0..%d messages per second", rate,
+                 MAX_RATE);
         return NULL;
     }
     if (!cfg || cfg->kafka.ntopics == 0) {
-        set_err(err, errlen, "demo: no input topics");
+        snprintf(err, errlen, "demo: no input topics");
         return NULL;
     }
     d = calloc(1, sizeof(*d));
     if (!d || !(d->topics = calloc(cfg->kafka.ntopics, sizeof(*d->topics)))) {
         free(d);
-        set_err(err, errlen, "demo: out of memory");
+        snprintf(err, errlen, "demo: out of memory");
         return NULL;
     }
     for (size_t i = 0; i < cfg->kafka.ntopics; i++) {
         if (!(d->topics[i] = strdup(cfg->kafka.topics[i]))) {
-            set_err(err, errlen, "demo: out of memory");
+            snprintf(err, errlen, "demo: out of memory");
             return demo_stop(d);
         }
         d->ntopics++;
@@ -644,7 +630,7 @@ struct demo *demo_start(struct config *cfg, int rate, char *err, size_t errlen)
 
     brokers = strdup(d->bootstraps);
     if (!brokers) {
-        set_err(err, errlen, "demo: out of memory");
+        snprintf(err, errlen, "demo: out of memory");
         return demo_stop(d);
     }
     free(cfg->kafka.brokers);

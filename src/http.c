@@ -66,20 +66,6 @@ struct http {
     struct crypt_data *crypt;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* libmicrohttpd must print nothing; its error log is off, and this catches the rest. */
 static void discard_log(void *cls, const char *fmt, va_list ap)
 {
@@ -151,8 +137,8 @@ static int resolve_listen(const char *listen_on, struct sockaddr_storage *ss, so
 
     rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        seterr(err, errlen, "http.listen %s: %s", listen_on,
-               rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        snprintf(err, errlen, "http.listen %s: %s", listen_on,
+                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return rc == EAI_MEMORY ? -ENOMEM : -EINVAL;
     }
     if (res->ai_addrlen > sizeof(*ss)) {
@@ -165,7 +151,7 @@ static int resolve_listen(const char *listen_on, struct sockaddr_storage *ss, so
     return 0;
 
 malformed:
-    seterr(err, errlen, "http.listen %s: must be \"HOST:PORT\" or \"[IPV6]:PORT\"", listen_on);
+    snprintf(err, errlen, "http.listen %s: must be \"HOST:PORT\" or \"[IPV6]:PORT\"", listen_on);
     return -EINVAL;
 }
 
@@ -186,19 +172,19 @@ static int open_listener(const char *listen_on, bool *ipv6, int *port, char *err
     *ipv6 = ss.ss_family == AF_INET6;
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        seterr(err, errlen, "http.listen %s: %s", listen_on, strerror(errno));
+        snprintf(err, errlen, "http.listen %s: %s", listen_on, strerror(errno));
         return -1;
     }
     /* A restart must not wait out TIME_WAIT connections from the last scrape. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-        seterr(err, errlen, "http.listen %s: %s", listen_on, strerror(errno));
+        snprintf(err, errlen, "http.listen %s: %s", listen_on, strerror(errno));
         close(fd);
         return -1;
     }
     sslen = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
-        seterr(err, errlen, "http.listen %s: %s", listen_on, strerror(errno));
+        snprintf(err, errlen, "http.listen %s: %s", listen_on, strerror(errno));
         close(fd);
         return -1;
     }
@@ -221,11 +207,11 @@ static char *read_pem(const char *setting, const char *path, size_t *lenp, char 
         goto fail;
     if (!S_ISREG(st.st_mode)) {
         errno = EINVAL;
-        seterr(err, errlen, "%s: %s: not a regular file", setting, path);
+        snprintf(err, errlen, "%s: %s: not a regular file", setting, path);
         goto out;
     }
     if (st.st_size > PEM_MAX) {
-        seterr(err, errlen, "%s: %s: larger than %d bytes", setting, path, PEM_MAX);
+        snprintf(err, errlen, "%s: %s: larger than %d bytes", setting, path, PEM_MAX);
         goto out;
     }
     buf = malloc((size_t)st.st_size + 1);
@@ -250,7 +236,7 @@ static char *read_pem(const char *setting, const char *path, size_t *lenp, char 
     return buf;
 
 fail:
-    seterr(err, errlen, "%s: %s: %s", setting, path, strerror(errno));
+    snprintf(err, errlen, "%s: %s: %s", setting, path, strerror(errno));
 out:
     if (buf) {
         explicit_bzero(buf, len);
@@ -456,17 +442,17 @@ static int setup_auth(struct http *h, const struct config *cfg, char *err, size_
     if (!user || user[0] == '\0')
         return 0;
     if (strlen(user) >= USER_MAX) {
-        seterr(err, errlen, "http.basic_auth_user: longer than %d bytes", USER_MAX - 1);
+        snprintf(err, errlen, "http.basic_auth_user: longer than %d bytes", USER_MAX - 1);
         return -EINVAL;
     }
     if (!hash || hash[0] == '\0') {
-        seterr(err, errlen, "http.basic_auth_password_hash: required with http.basic_auth_user");
+        snprintf(err, errlen, "http.basic_auth_password_hash: required with http.basic_auth_user");
         return -EINVAL;
     }
     h->crypt = calloc(1, sizeof(*h->crypt));
     h->hash = strdup(hash);
     if (!h->crypt || !h->hash) {
-        seterr(err, errlen, "http: %s", strerror(ENOMEM));
+        snprintf(err, errlen, "http: %s", strerror(ENOMEM));
         return -ENOMEM;
     }
     /*
@@ -480,9 +466,9 @@ static int setup_auth(struct http *h, const struct config *cfg, char *err, size_
     out = crypt_r("", h->hash, h->crypt);
     if ((rc != CRYPT_SALT_OK && rc != CRYPT_SALT_TOO_CHEAP) || !out || out[0] == '*' ||
         strlen(out) != strlen(h->hash)) {
-        seterr(err, errlen,
-               "http.basic_auth_password_hash: not a crypt(3) hash this system supports "
-               "(expected \"$y$...\" or \"$2b$...\")");
+        snprintf(err, errlen,
+                 "http.basic_auth_password_hash: not a crypt(3) hash this system supports "
+                 "(expected \"$y$...\" or \"$2b$...\")");
         return -EINVAL;
     }
     explicit_bzero(h->crypt, sizeof(*h->crypt));
@@ -501,11 +487,11 @@ static int setup_tls(struct http *h, const struct config *cfg, char *err, size_t
     if (!have_cert && !have_key)
         return 0;
     if (!have_key) {
-        seterr(err, errlen, "http.tls_key_file: required with http.tls_cert_file");
+        snprintf(err, errlen, "http.tls_key_file: required with http.tls_cert_file");
         return -EINVAL;
     }
     if (!have_cert) {
-        seterr(err, errlen, "http.tls_cert_file: required with http.tls_key_file");
+        snprintf(err, errlen, "http.tls_cert_file: required with http.tls_key_file");
         return -EINVAL;
     }
     h->cert_pem = read_pem("http.tls_cert_file", cert, NULL, err, errlen);
@@ -529,7 +515,7 @@ struct http *http_start(const struct config *cfg, const struct http_routes *rout
     int fd;
 
     if (!h) {
-        seterr(err, errlen, "http: %s", strerror(ENOMEM));
+        snprintf(err, errlen, "http: %s", strerror(ENOMEM));
         return NULL;
     }
     h->routes = *routes;
@@ -567,13 +553,13 @@ struct http *http_start(const struct config *cfg, const struct http_routes *rout
         int e = errno;
 
         if (h->cert_pem)
-            seterr(err, errlen,
-                   "http: cannot start HTTPS: is http.tls_cert_file %s a PEM certificate and "
-                   "http.tls_key_file %s its PEM private key?",
-                   cfg->http.tls_cert_file, cfg->http.tls_key_file);
+            snprintf(err, errlen,
+                     "http: cannot start HTTPS: is http.tls_cert_file %s a PEM certificate and "
+                     "http.tls_key_file %s its PEM private key?",
+                     cfg->http.tls_cert_file, cfg->http.tls_key_file);
         else
-            seterr(err, errlen, "http: cannot start the server on %s: %s", cfg->http.listen,
-                   e ? strerror(e) : "libmicrohttpd refused");
+            snprintf(err, errlen, "http: cannot start the server on %s: %s", cfg->http.listen,
+                     e ? strerror(e) : "libmicrohttpd refused");
         /*
          * The socket is not closed here: libmicrohttpd 0.9.75 closes the one
          * it was given on every failure these fixed, valid options can reach
