@@ -372,13 +372,12 @@ static int seek_back(struct consumer *c, struct part *p)
 }
 
 /*
- * The failed message t is at the head of p's window: everything before it is
- * stored. Cut the window there, seek back to t and pause for the backoff, so
- * t and everything after it come again. Nothing is skipped.
+ * Pause p, seek it back to `offset` and resume after the backoff, so the
+ * message at offset and everything after it come again. Returns the wait.
  */
-static void rewind_to(struct consumer *c, struct part *p, struct token *t)
+static int64_t retry_from(struct consumer *c, struct part *p, int64_t offset)
 {
-    int64_t offset = t->offset, wait;
+    int64_t wait;
 
     if (p->attempt_offset == offset) {
         p->attempts++;
@@ -387,19 +386,6 @@ static void rewind_to(struct consumer *c, struct part *p, struct token *t)
         p->attempts = 1;
     }
     wait = backoff_ms(c->cfg, p->attempts);
-    if (t->err)
-        log_write(p->attempts >= c->cfg->retry.max_attempts ? LOG_ERR : LOG_WARNING,
-                  "%s [%" PRId32 "] offset %" PRId64 ": an output was not acknowledged: %s "
-                  "(attempt %d); retrying in %" PRId64 " ms",
-                  p->topic, p->partition, offset, rd_kafka_err2str(t->err), p->attempts, wait);
-    else
-        log_write(p->attempts >= c->cfg->retry.max_attempts ? LOG_ERR : LOG_WARNING,
-                  "%s [%" PRId32 "] offset %" PRId64 ": attempt %d failed; retrying in %" PRId64
-                  " ms",
-                  p->topic, p->partition, offset, p->attempts, wait);
-    if (t->err)
-        telemetry_message(c->tm, p->topic_index, MESSAGE_ERROR, 0);
-    orphan_from(c, p, t);
     c->stats.retries++;
     telemetry_retry(c->tm);
     p->failing = false;
@@ -410,6 +396,32 @@ static void rewind_to(struct consumer *c, struct part *p, struct token *t)
     p->retry_at = offset;
     seek_back(c, p);
     p->resume_at = now_ms() + wait;
+    return wait;
+}
+
+/*
+ * The failed message t is at the head of p's window: everything before it is
+ * stored. Cut the window there and retry from t; nothing is skipped.
+ */
+static void rewind_to(struct consumer *c, struct part *p, struct token *t)
+{
+    int64_t offset = t->offset, wait;
+    rd_kafka_resp_err_t err = t->err;
+
+    if (err)
+        telemetry_message(c->tm, p->topic_index, MESSAGE_ERROR, 0);
+    orphan_from(c, p, t); /* t may be recycled from here on */
+    wait = retry_from(c, p, offset);
+    if (err)
+        log_write(p->attempts >= c->cfg->retry.max_attempts ? LOG_ERR : LOG_WARNING,
+                  "%s [%" PRId32 "] offset %" PRId64 ": an output was not acknowledged: %s "
+                  "(attempt %d); retrying in %" PRId64 " ms",
+                  p->topic, p->partition, offset, rd_kafka_err2str(err), p->attempts, wait);
+    else
+        log_write(p->attempts >= c->cfg->retry.max_attempts ? LOG_ERR : LOG_WARNING,
+                  "%s [%" PRId32 "] offset %" PRId64 ": attempt %d failed; retrying in %" PRId64
+                  " ms",
+                  p->topic, p->partition, offset, p->attempts, wait);
 }
 
 /* Move p's done prefix into `next`; rewind when the head failed. */
@@ -928,9 +940,10 @@ static void handle(struct consumer *c, rd_kafka_message_t *m)
         return; /* behind a failed message: it comes again after the rewind */
     t = token_get(c);
     if (!t) {
+        /* No token to fail: send the partition back to this message directly. */
         log_errx("%s [%" PRId32 "] offset %" PRId64 ": out of memory; retrying", topic,
                  m->partition, m->offset);
-        p->failing = true;
+        retry_from(c, p, m->offset);
         return;
     }
     t->part = p;
