@@ -3,6 +3,8 @@
 #   make                 build ./crm-consumerd (installs missing Debian packages first)
 #   make demo            the daemon on an embedded broker with sample traffic
 #   make check           unit and integration tests
+#   make check-slow      resilience scenarios: SIGKILL, outages, fault injection, valgrind
+#   make fuzz            libFuzzer over the message pipeline (FUZZ_SECONDS=60)
 #   make bench           throughput against kcat's, latency, peak RSS
 #   make SANITIZE=address,undefined check
 #   make WERROR=1        warnings are errors (CI)
@@ -66,16 +68,21 @@ LIB_SRCS := src/log.c src/config.c src/router.c src/consumer.c src/identity.c sr
 MAIN_SRCS := src/main.c
 TEST_NAMES := check_config check_router check_identity check_handlers check_metrics check_http \
               check_demo check_consumer
+# Slow scenarios (make check-slow): every tests/slow/check_*.c is a Check binary, every
+# tests/slow/check_*.sh a shell test.
+SLOW_NAMES := $(patsubst tests/%.c,%,$(sort $(wildcard tests/slow/check_*.c)))
+SLOW_SH    := $(sort $(wildcard tests/slow/check_*.sh))
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
 MAIN_OBJS := $(MAIN_SRCS:%.c=$(O)/%.o)
 TEST_BINS := $(TEST_NAMES:%=$(O)/tests/%)
+SLOW_BINS := $(SLOW_NAMES:%=$(O)/tests/%)
 BIN       := $(O)/crm-consumerd
 
 # Plain `make` builds; it must never start the demo or the benchmark.
 .DEFAULT_GOAL := all
 
-.PHONY: all check demo bench install uninstall clean deps deps-list style-check style FORCE
+.PHONY: all check check-slow fuzz demo bench install uninstall clean deps deps-list style-check style FORCE
 
 ifeq ($(HAVE_DEPS),yes)
 
@@ -129,11 +136,15 @@ check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster
 	    tests/check_e2e.sh tests/check_observe.sh tests/check_unit.sh \
 	    tests/check_install.sh
 
+check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster
+	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster tests/run-tests $(SLOW_BINS) $(SLOW_SH)
+
+-include tests/fuzz/fuzz.mk
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
 
 else ifeq ($(DEPS_TRIED),1)
 
-all check demo bench:
+all check check-slow fuzz demo bench:
 	@echo "still missing after make deps: $(CC), $(PKG_CONFIG) or the pkg-config modules" \
 	    "$(PKGS) check" >&2; exit 1
 
@@ -141,7 +152,7 @@ else
 
 # Missing compiler or libraries: install them, then build with a fresh make
 # (pkg-config flags are read when the Makefile is parsed).
-all check demo bench: deps
+all check check-slow fuzz demo bench: deps
 	$(MAKE) DEPS_TRIED=1 $@
 
 endif
