@@ -14,6 +14,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "breaker.h"
 #include "kafka.h"
 #include "log.h"
 #include "publisher.h"
@@ -37,6 +38,7 @@ struct token {
     struct token *next;
     int64_t offset;
     int pending;
+    uint32_t trial; /* the breaker's trial number when it was handled */
     bool failed;
     rd_kafka_resp_err_t err; /* the first delivery error, for the log */
 };
@@ -59,7 +61,8 @@ struct part {
     struct token *head, *tail;
     int64_t next;
     bool failing;
-    bool paused;  /* paused by us for a retry (flow control is separate) */
+    bool paused;  /* paused by us for a retry (flow control and the breaker are separate) */
+    bool held;    /* paused in librdkafka now, for whichever reason */
     int attempts; /* consecutive failures of the message at attempt_offset */
     int64_t attempt_offset;
     int64_t retry_at;  /* offset to seek back to before resuming, -1 if none pending */
@@ -86,7 +89,12 @@ struct consumer {
     struct token *free_tokens;
     struct token_chunk *chunks;
     bool flow_paused; /* every partition paused: too many messages in flight */
-    bool cooperative; /* the rebalance protocol, cached at assign time */
+    bool queue_full;  /* the producer refused an output: wait for its queue to drain */
+    int queue_resume; /* producer queue length at which a queue-full pause ends */
+    struct breaker breaker;
+    bool breaker_hold; /* every partition paused by the breaker: open, or its trial is done */
+    uint32_t trial;    /* counts half-open trials: tokens of earlier ones do not decide */
+    bool cooperative;  /* the rebalance protocol, cached at assign time */
     bool fatal;
     bool closed;      /* rd_kafka_consumer_close finished */
     int64_t deadline; /* for work done from rebalance callbacks while closing */
@@ -229,15 +237,31 @@ static rd_kafka_topic_partition_list_t *one_part(const struct part *p, int64_t o
     return l;
 }
 
-static void set_paused(struct consumer *c, struct part *p, bool pause)
+/*
+ * Three things pause a partition: its own retry (p->paused), flow control
+ * and the circuit breaker (both for every partition). It fetches only when
+ * none of them holds it; this makes librdkafka's state match.
+ */
+static void sync_pause(struct consumer *c, struct part *p, bool force)
 {
-    rd_kafka_topic_partition_list_t *l = one_part(p, RD_KAFKA_OFFSET_INVALID);
+    bool want = p->paused || c->flow_paused || c->breaker_hold;
+    rd_kafka_topic_partition_list_t *l;
 
-    if (pause)
+    if (want == p->held && !force)
+        return;
+    l = one_part(p, RD_KAFKA_OFFSET_INVALID);
+    if (want)
         rd_kafka_pause_partitions(c->rk, l);
     else
         rd_kafka_resume_partitions(c->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
+    p->held = want;
+}
+
+static void sync_pause_all(struct consumer *c)
+{
+    for (size_t i = 0; i < c->nparts; i++)
+        sync_pause(c, c->parts[i], false);
 }
 
 /* "crm.inbound[0,1,2] crm.other[4]"-style summary for logs, cut with "..." when long. */
@@ -389,10 +413,8 @@ static int64_t retry_from(struct consumer *c, struct part *p, int64_t offset)
     c->stats.retries++;
     telemetry_retry(c->tm);
     p->failing = false;
-    if (!p->paused) {
-        set_paused(c, p, true);
-        p->paused = true;
-    }
+    p->paused = true;
+    sync_pause(c, p, false);
     p->retry_at = offset;
     seek_back(c, p);
     p->resume_at = now_ms() + wait;
@@ -424,6 +446,91 @@ static void rewind_to(struct consumer *c, struct part *p, struct token *t)
                   p->topic, p->partition, offset, p->attempts, wait);
 }
 
+static void count_paused(struct consumer *c)
+{
+    c->stats.paused = 0;
+    for (size_t i = 0; i < c->nparts; i++)
+        c->stats.paused += c->parts[i]->held;
+    c->stats.assigned = (int)c->nparts;
+}
+
+static void breaker_changed(struct consumer *c)
+{
+    c->stats.breaker_state = (int)c->breaker.state;
+    c->stats.breaker_opens = c->breaker.opens;
+    telemetry_breaker(c->tm, c->breaker.state);
+    count_paused(c);
+}
+
+/*
+ * The breaker opened: hold every partition. What was handled stays tracked
+ * (its outputs may still be acknowledged, or fail and rewind their partition);
+ * what was fetched and not handled is sought back to when the trial starts.
+ */
+static void breaker_open(struct consumer *c, bool trial)
+{
+    c->breaker_hold = true;
+    sync_pause_all(c);
+    breaker_changed(c);
+    if (trial)
+        log_errx("circuit breaker open again: the trial failed; pausing %zu partition%s for "
+                 "%" PRId64 " s",
+                 c->nparts, c->nparts == 1 ? "" : "s", c->breaker.timeout_ms / 1000);
+    else
+        log_errx("circuit breaker open: %d failures in a row; pausing %zu partition%s for "
+                 "%" PRId64 " s",
+                 c->breaker.threshold, c->nparts, c->nparts == 1 ? "" : "s",
+                 c->breaker.timeout_ms / 1000);
+}
+
+/*
+ * Let the partitions go: each is first sought back to the first message it
+ * fetched and did not handle while held, so nothing is skipped.
+ */
+static void breaker_release(struct consumer *c)
+{
+    for (size_t i = 0; i < c->nparts; i++) {
+        struct part *p = c->parts[i];
+
+        if (p->paused || p->retry_at < 0)
+            continue; /* its own retry (with its own seek) is pending, or nothing skipped */
+        if (seek_back(c, p) < 0) {
+            p->paused = true;
+            p->resume_at = now_ms() + backoff_ms(c->cfg, 1);
+        }
+    }
+    c->breaker_hold = false;
+    sync_pause_all(c);
+    breaker_changed(c);
+}
+
+/* A message succeeded (ok) or failed transiently; t says which trial it belongs to. */
+static void breaker_report(struct consumer *c, const struct token *t, bool ok)
+{
+    /* While half-open only the trial's own messages decide. */
+    if (c->breaker.state == BREAKER_HALF_OPEN && t->trial != c->trial)
+        return;
+    if (ok) {
+        if (breaker_success(&c->breaker)) {
+            breaker_release(c);
+            log_notice("circuit breaker closed: the trial succeeded; consuming again");
+        }
+    } else {
+        bool trial = c->breaker.state == BREAKER_HALF_OPEN;
+
+        if (breaker_failure(&c->breaker, now_ms()))
+            breaker_open(c, trial);
+    }
+}
+
+/* An open breaker's time is up: let one batch through. */
+static void breaker_trial(struct consumer *c)
+{
+    c->trial++;
+    breaker_release(c);
+    log_notice("circuit breaker half-open: trying one batch");
+}
+
 /* Move p's done prefix into `next`; rewind when the head failed. */
 static void advance(struct consumer *c, struct part *p)
 {
@@ -443,12 +550,13 @@ static void advance(struct consumer *c, struct part *p)
         if (t->offset == p->attempt_offset)
             p->attempts = 0; /* it went through at last */
         c->stats.in_flight--;
+        breaker_report(c, t, true);
         token_put(c, t);
     }
     /* A failure further on: fetch nothing more until the rewind. */
     if (p->failing && !p->paused) {
-        set_paused(c, p, true);
         p->paused = true;
+        sync_pause(c, p, false);
     }
 }
 
@@ -471,6 +579,7 @@ static void on_ack(void *opaque, void *token, enum output_topic topic, rd_kafka_
         if (!t->failed) {
             t->failed = true;
             t->err = err;
+            breaker_report(c, t, false);
         }
         if (t->part)
             t->part->failing = true;
@@ -479,6 +588,15 @@ static void on_ack(void *opaque, void *token, enum output_topic topic, rd_kafka_
     }
     if (!t->part && t->pending == 0)
         token_put(c, t);
+}
+
+/* Backpressure, not a failure: pause until half the producer's queue is delivered. */
+static void note_queue_full(struct consumer *c)
+{
+    if (c->queue_full)
+        return;
+    c->queue_full = true;
+    c->queue_resume = publisher_in_flight(c->pub) / 2;
 }
 
 /* The handlers' emitter: every output is tied to the message being routed. */
@@ -496,8 +614,11 @@ static int emit(struct emitter *e, enum output_topic topic, const void *key, siz
     }
     rc = publisher_send(c->pub, topic, key, key_len, value, len, NULL, 0, c->current);
 
-    if (rc == 0)
+    if (rc == 0) {
         c->current->pending++;
+    } else if (rc == -ENOBUFS) {
+        note_queue_full(c);
+    }
     return rc;
 }
 
@@ -513,14 +634,6 @@ static void drop_revoked(struct consumer *c, const rd_kafka_topic_partition_list
             c->stats.dropped++;
         }
     }
-}
-
-static void count_paused(struct consumer *c)
-{
-    c->stats.paused = 0;
-    for (size_t i = 0; i < c->nparts; i++)
-        c->stats.paused += c->flow_paused || c->parts[i]->paused;
-    c->stats.assigned = (int)c->nparts;
 }
 
 static void on_assign(struct consumer *c, rd_kafka_topic_partition_list_t *l)
@@ -545,14 +658,21 @@ static void on_assign(struct consumer *c, rd_kafka_topic_partition_list_t *l)
         }
     }
     for (int i = 0; i < l->cnt; i++) {
+        struct part *p;
+
         if (add_part(c, l->elems[i].topic, l->elems[i].partition) < 0) {
             log_errx("assign: out of memory; stopping");
             c->fatal = true;
+            continue;
         }
+        /*
+         * A new partition joins the pauses in force (flow control, the
+         * breaker), and one that comes back is resumed if none holds it:
+         * librdkafka may remember a pause from its previous assignment.
+         */
+        if ((p = find_part(c, l->elems[i].topic, l->elems[i].partition)))
+            sync_pause(c, p, true);
     }
-    /* A new partition joins the flow-control pause in force. */
-    if (c->flow_paused)
-        rd_kafka_pause_partitions(c->rk, l);
     c->stats.assigns++;
     telemetry_rebalance(c->tm, REBALANCE_ASSIGN);
     count_paused(c);
@@ -718,6 +838,8 @@ struct consumer *consumer_new(const struct config *cfg, struct router *router, s
     c->router = router;
     c->tm = tm;
     c->emitter.emit = emit;
+    breaker_init(&c->breaker, cfg->circuit_breaker.failure_threshold,
+                 (int64_t)cfg->circuit_breaker.open_timeout_s * 1000);
     c->batch = calloc((size_t)cfg->processing.batch_size, sizeof(*c->batch));
     if (!c->batch) {
         snprintf(err, errlen, "out of memory");
@@ -807,8 +929,7 @@ static void resume_due(struct consumer *c)
         }
         p->paused = false;
         p->resume_at = 0;
-        if (!c->flow_paused)
-            set_paused(c, p, false);
+        sync_pause(c, p, false);
     }
 }
 
@@ -822,20 +943,24 @@ static void flow_control(struct consumer *c)
     uint64_t max = (uint64_t)c->cfg->processing.max_in_flight;
     bool pause;
 
-    if (!c->flow_paused && c->stats.in_flight >= max)
+    if (!c->flow_paused && (c->stats.in_flight >= max || c->queue_full))
         pause = true;
-    else if (c->flow_paused && c->stats.in_flight <= max / 2)
+    else if (c->flow_paused && c->stats.in_flight <= max / 2 &&
+             (!c->queue_full || publisher_in_flight(c->pub) <= c->queue_resume))
         pause = false;
     else
         return;
     c->flow_paused = pause;
-    for (size_t i = 0; i < c->nparts; i++)
-        if (!c->parts[i]->paused)
-            set_paused(c, c->parts[i], pause);
+    if (!pause)
+        c->queue_full = false;
+    sync_pause_all(c);
     if (pause) {
         c->stats.flow_pauses++;
-        log_info("%" PRIu64 " messages wait for their outputs; pausing consumption",
-                 c->stats.in_flight);
+        if (c->queue_full)
+            log_info("the producer queue is full; pausing consumption until it drains");
+        else
+            log_info("%" PRIu64 " messages wait for their outputs; pausing consumption",
+                     c->stats.in_flight);
     }
 }
 
@@ -912,6 +1037,10 @@ static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_messa
                   m->partition, m->offset, publisher_last_error(c->pub));
         t->failed = true;
         p->failing = true;
+        if (rc == -ENOBUFS)
+            note_queue_full(c);
+        else
+            breaker_report(c, t, false);
         return;
     }
     t->pending++;
@@ -921,7 +1050,8 @@ static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_messa
              m->offset, error_class_name(res->error_class), res->reason);
 }
 
-static void handle(struct consumer *c, rd_kafka_message_t *m)
+/* Route one message. Returns false if it was left for later (held, or behind a failure). */
+static bool handle(struct consumer *c, rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     struct part *p = find_part(c, topic, m->partition);
@@ -934,20 +1064,27 @@ static void handle(struct consumer *c, rd_kafka_message_t *m)
 
     if (!p) {
         c->stats.dropped++; /* not ours any more */
-        return;
+        return false;
     }
     if (p->failing || p->paused)
-        return; /* behind a failed message: it comes again after the rewind */
+        return false; /* behind a failed message: it comes again after the rewind */
+    if (c->breaker_hold) {
+        /* Fetched before the pause took effect: it comes again when the breaker lets go. */
+        if (p->retry_at < 0)
+            p->retry_at = m->offset;
+        return false;
+    }
     t = token_get(c);
     if (!t) {
         /* No token to fail: send the partition back to this message directly. */
         log_errx("%s [%" PRId32 "] offset %" PRId64 ": out of memory; retrying", topic,
                  m->partition, m->offset);
         retry_from(c, p, m->offset);
-        return;
+        return false;
     }
     t->part = p;
     t->offset = m->offset;
+    t->trial = c->trial;
     if (p->tail)
         p->tail->next = t;
     else
@@ -989,21 +1126,27 @@ static void handle(struct consumer *c, rd_kafka_message_t *m)
         t->failed = true;
         p->failing = true;
         status = MESSAGE_FAILURE;
+        /* A full producer queue is backpressure (flow control), not a failing dependency. */
+        if (!c->queue_full)
+            breaker_report(c, t, false);
         break;
     }
     clock_gettime(CLOCK_MONOTONIC, &end);
     telemetry_message(c->tm, p->topic_index, status,
                       (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9);
+    return true;
 }
 
 int consumer_poll(struct consumer *c)
 {
-    int routed = 0;
+    int routed = 0, handled = 0;
 
     if (c->fatal || publisher_fatal(c->pub))
         return -ENOTRECOVERABLE;
     publisher_poll(c->pub, 0);
     advance_all(c);
+    if (breaker_tick(&c->breaker, now_ms()))
+        breaker_trial(c);
     resume_due(c);
     flow_control(c);
     if (c->flow_paused) {
@@ -1018,12 +1161,17 @@ int consumer_poll(struct consumer *c)
 
         if (!m)
             continue; /* released by a revoke while the batch was filling */
-        handle(c, m);
+        handled += handle(c, m);
         rd_kafka_message_destroy(m);
         c->batch[i] = NULL;
         routed++;
     }
     c->nbatch = 0;
+    /* Half-open lets one batch through, then holds until its first result decides. */
+    if (c->breaker.state == BREAKER_HALF_OPEN && handled > 0 && !c->breaker_hold) {
+        c->breaker_hold = true;
+        sync_pause_all(c);
+    }
     publisher_poll(c->pub, 0);
     advance_all(c);
     store_offsets(c);

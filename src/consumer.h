@@ -29,6 +29,8 @@ struct consumer_stats {
     uint64_t lost;           /* of which the partitions were lost (nothing committed) */
     uint64_t commits_ok;     /* offset commits acknowledged (automatic and explicit) */
     uint64_t commits_failed; /* offset commits that failed */
+    uint64_t breaker_opens;  /* times the circuit breaker opened */
+    int breaker_state;       /* enum breaker_state: closed, open or half-open now */
     int assigned;            /* partitions assigned now */
     int paused;              /* partitions paused now (retry backoff or flow control) */
 };

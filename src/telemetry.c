@@ -40,7 +40,7 @@ struct telemetry {
     struct metric **consumed; /* [topic][status] */
     struct metric *latency;
     struct metric *dead[ERROR_TRANSIENT + 1];
-    struct metric *retries;
+    struct metric *retries, *breaker_opens;
     struct metric *outputs[OUTPUT_TOPICS][2]; /* [topic][ok] */
     struct metric *commits[2];                /* [ok] */
     struct metric *rebalances[REBALANCE_KINDS];
@@ -55,6 +55,7 @@ struct telemetry {
     atomic_int group;
     atomic_int_fast64_t total_lag; /* -1 unknown */
     atomic_bool fatal;
+    atomic_int breaker_state;
     char fatal_why[256]; /* written once, before fatal is set */
 
     /* For the STATUS= rate; main loop only. */
@@ -167,6 +168,9 @@ static bool register_all(struct telemetry *t)
                                "Messages handled whose outputs are not all acknowledged.")) != NULL;
     ok &= (t->breaker = single(m, METRIC_GAUGE, "crm_consumer_circuit_breaker_state",
                                "Circuit breaker: 0 closed, 1 open, 2 half-open.")) != NULL;
+    ok &= (t->breaker_opens =
+               single(m, METRIC_COUNTER, "crm_consumer_circuit_breaker_opens_total",
+                      "Times the circuit breaker opened and paused every partition.")) != NULL;
     t->broker_up =
         metrics_family(m, METRIC_GAUGE, "crm_consumer_broker_up",
                        "1 when the connection to the broker is up.", 1, broker_label, 0, NULL);
@@ -245,6 +249,14 @@ void telemetry_dead_letter(struct telemetry *t, enum error_class cls)
 void telemetry_retry(struct telemetry *t)
 {
     metric_add(t->retries, 1);
+}
+
+void telemetry_breaker(struct telemetry *t, enum breaker_state state)
+{
+    metric_set(t->breaker, (double)state);
+    if (state == BREAKER_OPEN && atomic_load(&t->breaker_state) != BREAKER_OPEN)
+        metric_add(t->breaker_opens, 1);
+    atomic_store(&t->breaker_state, (int)state);
 }
 
 void telemetry_output(struct telemetry *t, enum output_topic topic, bool ok)
@@ -445,14 +457,16 @@ bool telemetry_ready(void *opaque, char *body, size_t len)
     struct telemetry *t = opaque;
     int up = atomic_load(&t->brokers_up), n = atomic_load(&t->brokers);
     int group = atomic_load(&t->group);
-    bool brokers_ok = up > 0, group_ok = group == GROUP_STEADY, breaker_ok = true;
+    enum breaker_state breaker = (enum breaker_state)atomic_load(&t->breaker_state);
+    bool brokers_ok = up > 0, group_ok = group == GROUP_STEADY,
+         breaker_ok = breaker != BREAKER_OPEN;
 
     snprintf(body, len,
              "{\"status\":\"%s\",\"brokers\":{\"ok\":%s,\"up\":%d,\"known\":%d},"
-             "\"group\":{\"ok\":%s,\"state\":\"%s\"},\"breaker\":{\"ok\":%s,\"state\":\"closed\"}}",
+             "\"group\":{\"ok\":%s,\"state\":\"%s\"},\"breaker\":{\"ok\":%s,\"state\":\"%s\"}}",
              brokers_ok && group_ok && breaker_ok ? "ready" : "not ready",
              brokers_ok ? "true" : "false", up < 0 ? 0 : up, n, group_ok ? "true" : "false",
-             group_names[group], breaker_ok ? "true" : "false");
+             group_names[group], breaker_ok ? "true" : "false", breaker_state_name(breaker));
     return brokers_ok && group_ok && breaker_ok;
 }
 
@@ -460,6 +474,8 @@ void telemetry_status(struct telemetry *t, char *buf, size_t len)
 {
     int64_t now = mono_ms(), lag = atomic_load(&t->total_lag);
     double consumed = 0, rate = 0;
+    enum breaker_state breaker;
+    char note[48], lagbuf[24];
 
     for (size_t i = 0; i < t->ntopics * MESSAGE_STATUSES; i++)
         consumed += metric_value(t->consumed[i]);
@@ -471,14 +487,18 @@ void telemetry_status(struct telemetry *t, char *buf, size_t len)
         t->last_status_ms = now;
     }
     rate = t->rate;
-    if (lag >= 0)
-        snprintf(buf, len, "%.0f msg/s, lag %" PRId64 ", %.0f partitions (%.0f paused), group %s",
-                 rate, lag, metric_value(t->assigned), metric_value(t->paused),
-                 group_names[atomic_load(&t->group)]);
+    breaker = (enum breaker_state)atomic_load(&t->breaker_state);
+    if (breaker != BREAKER_CLOSED)
+        snprintf(note, sizeof(note), ", circuit breaker %s", breaker_state_name(breaker));
     else
-        snprintf(buf, len, "%.0f msg/s, lag unknown, %.0f partitions (%.0f paused), group %s", rate,
-                 metric_value(t->assigned), metric_value(t->paused),
-                 group_names[atomic_load(&t->group)]);
+        note[0] = '\0';
+    if (lag >= 0)
+        snprintf(lagbuf, sizeof(lagbuf), "%" PRId64, lag);
+    else
+        snprintf(lagbuf, sizeof(lagbuf), "unknown");
+    snprintf(buf, len, "%.0f msg/s, lag %s, %.0f partitions (%.0f paused), group %s%s", rate,
+             lagbuf, metric_value(t->assigned), metric_value(t->paused),
+             group_names[atomic_load(&t->group)], note);
 }
 
 struct telemetry *telemetry_free(struct telemetry *t)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "breaker.h"
 #include "config.h"
 #include "metrics.h"
 #include "router.h"
@@ -68,6 +69,9 @@ void telemetry_rebalance(struct telemetry *t, enum rebalance_kind kind);
 /* The gauges the loop knows: assigned and paused partitions, messages in flight. */
 void telemetry_partitions(struct telemetry *t, int assigned, int paused, uint64_t in_flight);
 
+/* The circuit breaker changed state (for the metrics, /ready and STATUS=). */
+void telemetry_breaker(struct telemetry *t, enum breaker_state state);
+
 /* The loop turned (for /health and crm_consumer_last_poll_timestamp_seconds). */
 void telemetry_poll(struct telemetry *t);
 
@@ -87,7 +91,7 @@ void telemetry_stats(struct telemetry *t, const char *json, size_t len);
 /* /health: the loop turned within its TTL, no handler is stuck, no fatal error. */
 bool telemetry_health(void *t, char *body, size_t len);
 
-/* /ready: a broker is up, the group is steady (or legitimately idle), the breaker is closed. */
+/* /ready: a broker is up, the group is steady (or legitimately idle), the breaker is not open. */
 bool telemetry_ready(void *t, char *body, size_t len);
 
 /* One line for systemd's STATUS=: rate, lag, state. */

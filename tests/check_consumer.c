@@ -369,6 +369,8 @@ static struct config *test_config(const char *group, const char *strategy)
     cfg->processing.shutdown_timeout_s = 20;
     cfg->retry.initial_backoff_ms = 10;
     cfg->retry.max_backoff_ms = 40;
+    /* Fault cases may open the circuit breaker: keep its pause short. */
+    cfg->circuit_breaker.open_timeout_s = 1;
     /*
      * The mock cluster holds a join until every member it knows has rejoined or
      * timed out, even one that left: keep the session short so a restart in the
@@ -902,6 +904,115 @@ START_TEST(flow_control_pauses_without_loss)
 }
 END_TEST
 
+/*
+ * One message fails again and again: after failure_threshold failures in a
+ * row the breaker opens and nothing at all is handled while it is open; its
+ * trial fails once more (it re-opens), the next succeeds and closes it; in
+ * the end every offset was handled once, in order, and committed.
+ */
+START_TEST(circuit_breaker_pauses_and_skips_nothing)
+{
+    const int parts = 4, n = 2000;
+    int64_t zero[4] = {0}, hi[4], done[4], deadline;
+    bool saw_not_ready = false;
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+    char body[512];
+
+    cluster_up(parts);
+    produce_events(n, parts);
+    fail_partition = 1;
+    fail_offset = 300;
+    fail_left = 4;
+    cfg = test_config("breaker", NULL);
+    cfg->circuit_breaker.failure_threshold = 3;
+    r = test_router(NULL);
+    c = start(cfg, r);
+    deadline = now_ms() + TIMEOUT_MS;
+    while (seen_total() < (size_t)n) {
+        uint64_t before = consumer_stats(c)->messages;
+        bool was_open = consumer_stats(c)->breaker_state == BREAKER_OPEN;
+
+        ck_assert_int_ge(consumer_poll(c), 0);
+        if (was_open && consumer_stats(c)->breaker_state == BREAKER_OPEN) {
+            ck_assert_uint_eq(consumer_stats(c)->messages, before);
+            ck_assert_int_eq(consumer_stats(c)->paused, consumer_stats(c)->assigned);
+            ck_assert(!telemetry_ready(tms[ntms - 1], body, sizeof(body)));
+            ck_assert_ptr_nonnull(strstr(body, "\"breaker\":{\"ok\":false,\"state\":\"open\"}"));
+            saw_not_ready = true;
+        }
+        ck_assert_msg(now_ms() < deadline, "only %zu of %d handled", seen_total(), n);
+    }
+    ck_assert_int_eq(consumer_close(c), 0);
+    ck_assert(saw_not_ready);
+    ck_assert_int_eq(attempts_at_fail, 5);
+    /*
+     * Three failures open it. The fourth opens it again if the trial batch
+     * held that message, or counts one failure if another partition's
+     * message closed the breaker first: which comes first is the fetcher's.
+     */
+    ck_assert_uint_ge(consumer_stats(c)->breaker_opens, 1);
+    ck_assert_uint_le(consumer_stats(c)->breaker_opens, 2);
+    ck_assert_int_eq(consumer_stats(c)->breaker_state, BREAKER_CLOSED);
+    consumer_free(c);
+    for (int p = 0; p < parts; p++)
+        hi[p] = high_watermark(p);
+    assert_contiguous(parts, zero, hi);
+    committed("breaker", parts, done);
+    for (int p = 0; p < parts; p++)
+        ck_assert_int_eq(done[p], hi[p]);
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
+/*
+ * A producer queue far smaller than processing.max_in_flight fills up: that
+ * is backpressure (consumption pauses until it drains), never a loss and
+ * never a reason to open the breaker.
+ */
+START_TEST(full_producer_queue_pauses_without_loss)
+{
+    const int parts = 2, n = 1000;
+    int64_t zero[2] = {0}, hi[2], done[2];
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+
+    cluster_up(parts);
+    produce_events(n, parts);
+    cfg = test_config("queue_full", NULL);
+    cfg->processing.max_in_flight = 100000;
+    cfg->circuit_breaker.failure_threshold = 1;
+    add_property(cfg, "queue.buffering.max.messages", "20");
+    r = test_router(NULL);
+    c = start(cfg, r);
+    {
+        int64_t deadline = now_ms() + TIMEOUT_MS;
+
+        while (seen_total() < (size_t)n) {
+            ck_assert_int_ge(consumer_poll(c), 0);
+            ck_assert_msg(now_ms() < deadline, "only %zu of %d handled", seen_total(), n);
+        }
+    }
+    ck_assert_int_eq(consumer_close(c), 0);
+    ck_assert_uint_gt(consumer_stats(c)->flow_pauses, 0);
+    ck_assert_uint_eq(consumer_stats(c)->breaker_opens, 0);
+    consumer_free(c);
+    for (int p = 0; p < parts; p++)
+        hi[p] = high_watermark(p);
+    assert_contiguous(parts, zero, hi);
+    committed("queue_full", parts, done);
+    for (int p = 0; p < parts; p++)
+        ck_assert_int_eq(done[p], hi[p]);
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=name runs just that one. */
 static void add_case(Suite *s, const char *name, const TTest *test)
 {
@@ -925,6 +1036,8 @@ static Suite *consumer_suite(void)
     add_case(s, "failed_outputs", failed_outputs_are_redone);
     add_case(s, "oversize_output", oversize_output_is_dead_lettered);
     add_case(s, "flow_control", flow_control_pauses_without_loss);
+    add_case(s, "circuit_breaker", circuit_breaker_pauses_and_skips_nothing);
+    add_case(s, "queue_full", full_producer_queue_pauses_without_loss);
     add_case(s, "close_without_brokers", close_without_brokers_is_bounded);
     return s;
 }
