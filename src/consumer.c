@@ -40,6 +40,8 @@ struct token {
     int pending;
     uint32_t trial; /* the breaker's trial number when it was handled */
     bool failed;
+    bool refused;            /* the broker refused an output for good (its size) */
+    bool dead_letter;        /* its output is its dead letter */
     rd_kafka_resp_err_t err; /* the first delivery error, for the log */
 };
 
@@ -65,7 +67,10 @@ struct part {
     bool held;    /* paused in librdkafka now, for whichever reason */
     int attempts; /* consecutive failures of the message at attempt_offset */
     int64_t attempt_offset;
-    int64_t retry_at;  /* offset to seek back to before resuming, -1 if none pending */
+    int64_t retry_at;   /* offset to seek back to before resuming, -1 if none pending */
+    int64_t refused_at; /* a message whose output the broker refused: dead-letter it, or -1 */
+    bool refused_dlq;   /* ... and its dead letter was refused too: send it without its value */
+    rd_kafka_resp_err_t refused_err;
     int64_t resume_at; /* monotonic milliseconds; 0 while waiting for the window to drain */
 };
 
@@ -211,6 +216,7 @@ static int add_part(struct consumer *c, const char *topic, int32_t partition)
     p->topic_index = telemetry_topic_index(c->tm, topic);
     p->next = -1;
     p->retry_at = -1;
+    p->refused_at = -1;
     p->attempt_offset = -1;
     c->parts[c->nparts++] = p;
     return 0;
@@ -432,6 +438,12 @@ static void rewind_to(struct consumer *c, struct part *p, struct token *t)
 
     if (err)
         telemetry_message(c->tm, p->topic_index, MESSAGE_ERROR, 0);
+    if (t->refused) {
+        /* No retry can make it fit: when the message comes again, it becomes a dead letter. */
+        p->refused_dlq = t->dead_letter;
+        p->refused_at = offset;
+        p->refused_err = err;
+    }
     orphan_from(c, p, t); /* t may be recycled from here on */
     wait = retry_from(c, p, offset);
     if (err)
@@ -566,6 +578,14 @@ static void advance_all(struct consumer *c)
         advance(c, c->parts[i]);
 }
 
+/* Delivery errors that no retry can cure: the broker will never take that record. */
+static bool refused(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE;
+}
+
 /* A delivery report, served by publisher_poll() or publisher_flush() on this thread. */
 static void on_ack(void *opaque, void *token, enum output_topic topic, rd_kafka_resp_err_t err)
 {
@@ -579,7 +599,11 @@ static void on_ack(void *opaque, void *token, enum output_topic topic, rd_kafka_
         if (!t->failed) {
             t->failed = true;
             t->err = err;
-            breaker_report(c, t, false);
+            /* A broker that refuses a record's size is not failing: that record is at fault. */
+            if (refused(err))
+                t->refused = true;
+            else
+                breaker_report(c, t, false);
         }
         if (t->part)
             t->part->failing = true;
@@ -986,7 +1010,7 @@ static void add_header(rd_kafka_headers_t *h, const char *name, const char *valu
  * offset is stored once the copy is acknowledged, like any output.
  */
 static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_message_t *m,
-                        const struct route_result *res, struct token *t)
+                        const struct route_result *res, struct token *t, bool omit_value)
 {
     rd_kafka_headers_t *orig = NULL, *h;
     rd_kafka_timestamp_type_t tstype;
@@ -1020,10 +1044,12 @@ static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_messa
         telemetry_dead_letter(c->tm, res->error_class);
         return;
     }
-    rc = publisher_send(c->pub, OUTPUT_DEAD_LETTERS, m->key, m->key_len, m->payload, m->len,
-                        rd_kafka_headers_copy(h), ts > 0 ? ts : 0, t);
+    t->dead_letter = true;
+    rc = omit_value ? -EMSGSIZE
+                    : publisher_send(c->pub, OUTPUT_DEAD_LETTERS, m->key, m->key_len, m->payload,
+                                     m->len, rd_kafka_headers_copy(h), ts > 0 ? ts : 0, t);
     if (rc == -EMSGSIZE) {
-        /* Too big for the producer: keep the evidence, point at the original. */
+        /* Too big for the producer or the broker: keep the evidence, point at the original. */
         snprintf(num, sizeof(num), "%zu", m->len);
         add_header(h, "crm.value.omitted_bytes", num);
         rc = publisher_send(c->pub, OUTPUT_DEAD_LETTERS, m->key, m->key_len, NULL, 0, h,
@@ -1100,6 +1126,24 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
     meta.key_len = m->key_len;
     meta.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
     clock_gettime(CLOCK_MONOTONIC, &start);
+    if (m->offset == p->refused_at) {
+        /* The broker refused an output of this message earlier: do not route it again. */
+        res.outcome = OUTCOME_PERMANENT;
+        res.error_class = ERROR_OVERSIZE;
+        res.type[0] = '\0';
+        snprintf(res.reason, sizeof(res.reason), "the broker refused %s: %s",
+                 p->refused_dlq ? "its dead letter" : "an output",
+                 rd_kafka_err2str(p->refused_err));
+        dead_letter(c, p, m, &res, t, p->refused_dlq);
+        p->refused_at = -1;
+        p->refused_dlq = false;
+        c->stats.messages++;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        telemetry_message(c->tm, p->topic_index, MESSAGE_DEAD_LETTER,
+                          (double)(end.tv_sec - start.tv_sec) +
+                              (end.tv_nsec - start.tv_nsec) / 1e9);
+        return true;
+    }
     telemetry_handling(c->tm, true);
     router_route(c->router, m->payload, m->len, &meta, &c->emitter, &res);
     telemetry_handling(c->tm, false);
@@ -1116,7 +1160,7 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
                   res.reason);
         break;
     case OUTCOME_PERMANENT:
-        dead_letter(c, p, m, &res, t);
+        dead_letter(c, p, m, &res, t, false);
         status = MESSAGE_DEAD_LETTER;
         break;
     case OUTCOME_TRANSIENT:

@@ -870,6 +870,62 @@ START_TEST(oversize_output_is_dead_lettered)
 }
 END_TEST
 
+/* The broker's refusal is named in the dead letter, which keeps the original value. */
+static void check_refused(const rd_kafka_message_t *m, void *arg)
+{
+    char buf[512];
+
+    (void)arg;
+    ck_assert_str_eq(header(m, "crm.error.class", buf, sizeof(buf)), "oversize");
+    ck_assert_str_eq(header(m, "crm.error.reason", buf, sizeof(buf)),
+                     "the broker refused an output: Broker: Message size too large");
+    ck_assert_str_eq(header(m, "crm.source.offset", buf, sizeof(buf)), "0");
+    ck_assert_uint_gt(m->len, 0);
+}
+
+/*
+ * The broker refuses a Produce request as too large: no retry can cure that,
+ * so the first message whose output it refused becomes a dead letter instead
+ * of stalling its partition; the rest are redone and go through.
+ */
+START_TEST(refused_output_is_dead_lettered)
+{
+    const int n = 20;
+    int64_t done[1];
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+
+    cluster_up(1);
+    produce_events(n, 1);
+    rd_kafka_mock_push_request_errors(mock, 0 /* Produce */, 1,
+                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    cfg = test_config("refused", NULL);
+    r = test_router(NULL);
+    c = start(cfg, r);
+    {
+        int64_t deadline = now_ms() + TIMEOUT_MS;
+
+        /* Offset 0 was routed once (its outputs refused), then dead-lettered. */
+        while (consumer_stats(c)->dead_letters < 1 || distinct < (size_t)n ||
+               consumer_stats(c)->in_flight > 0) {
+            ck_assert_int_ge(consumer_poll(c), 0);
+            ck_assert_msg(now_ms() < deadline, "only %zu of %d handled", distinct, n);
+        }
+    }
+    ck_assert_int_eq(consumer_close(c), 0);
+    ck_assert_uint_eq(consumer_stats(c)->dead_letters, 1);
+    ck_assert_uint_eq(consumer_stats(c)->breaker_opens, 0);
+    consumer_free(c);
+    ck_assert_int_eq(read_topic("crm.inbound.dlq", 2, check_refused, NULL), 1);
+    committed("refused", 1, done);
+    ck_assert_int_eq(done[0], n);
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
 /*
  * With a small processing.max_in_flight consumption pauses again and again
  * while outputs are acknowledged; resuming loses and repeats nothing.
@@ -1038,6 +1094,7 @@ static Suite *consumer_suite(void)
     add_case(s, "flow_control", flow_control_pauses_without_loss);
     add_case(s, "circuit_breaker", circuit_breaker_pauses_and_skips_nothing);
     add_case(s, "queue_full", full_producer_queue_pauses_without_loss);
+    add_case(s, "refused_output", refused_output_is_dead_lettered);
     add_case(s, "close_without_brokers", close_without_brokers_is_bounded);
     return s;
 }
