@@ -136,8 +136,14 @@ check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster
 	    tests/check_e2e.sh tests/check_observe.sh tests/check_unit.sh \
 	    tests/check_install.sh
 
-check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster
-	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster tests/run-tests $(SLOW_BINS) $(SLOW_SH)
+check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so
+	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster STALL_LIB=$(O)/tests/slow/stall.so \
+	    tests/run-tests $(SLOW_BINS) $(SLOW_SH)
+
+# Preloaded into the daemon by the stall scenario: a handler that hangs.
+$(O)/tests/slow/stall.so: tests/slow/stall.c $(O)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 
 -include tests/fuzz/fuzz.mk
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
@@ -191,7 +197,8 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/crm-consumerd $(DESTDIR)$(UNITDIR)/crm-consumerd.service \
 	    $(DESTDIR)$(MANDIR)/man8/crm-consumerd.8 $(DESTDIR)$(MANDIR)/man5/crm-consumer.conf.5
 
-STYLE_FILES = $(wildcard src/*.c src/*.h src/handlers/*.c src/handlers/*.h tests/*.c)
+STYLE_FILES = $(wildcard src/*.c src/*.h src/handlers/*.c src/handlers/*.h tests/*.c tests/slow/*.c \
+                         tests/fuzz/*.c)
 
 style-check:
 	$(CLANG_FORMAT) --dry-run --Werror $(STYLE_FILES)

@@ -1287,6 +1287,23 @@ const char *config_setting_at(size_t i, char *buf, size_t len)
     return buf;
 }
 
+const char *config_property(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->kafka.nproperties; i++)
+        if (strcmp(cfg->kafka.properties[i].name, name) == 0)
+            return cfg->kafka.properties[i].value;
+    return NULL;
+}
+
+int config_max_poll_interval_ms(const struct config *cfg)
+{
+    const char *v = config_property(cfg, "max.poll.interval.ms");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+
+    /* librdkafka has validated it (1 to 86400000) when the file was loaded. */
+    return ms > 0 && ms <= 86400000 ? (int)ms : 300000;
+}
+
 struct config *config_free(struct config *cfg)
 {
     if (!cfg)

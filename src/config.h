@@ -104,6 +104,12 @@ struct config *config_new_defaults(void);
  */
 const char *config_setting_at(size_t i, char *buf, size_t len);
 
+/* The value of librdkafka property `name` set in kafka.properties, or NULL. */
+const char *config_property(const struct config *cfg, const char *name);
+
+/* max.poll.interval.ms as librdkafka will use it: the property, or its default 300000. */
+int config_max_poll_interval_ms(const struct config *cfg);
+
 /* Free a config; takes NULL; returns NULL. */
 struct config *config_free(struct config *cfg);
 

@@ -101,8 +101,9 @@ struct consumer {
     uint32_t trial;    /* counts half-open trials: tokens of earlier ones do not decide */
     bool cooperative;  /* the rebalance protocol, cached at assign time */
     bool fatal;
-    bool closed;      /* rd_kafka_consumer_close finished */
-    int64_t deadline; /* for work done from rebalance callbacks while closing */
+    bool closed;       /* rd_kafka_consumer_close finished */
+    int64_t deadline;  /* for work done from rebalance callbacks while closing */
+    double max_poll_s; /* max.poll.interval.ms: a handler that long has cost us the group */
     struct consumer_stats stats;
 };
 
@@ -838,14 +839,6 @@ static void consume_error(struct consumer *c, rd_kafka_message_t *m)
 }
 
 /* Whether the operator set a librdkafka property. */
-static bool has_property(const struct config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->kafka.nproperties; i++)
-        if (strcmp(cfg->kafka.properties[i].name, name) == 0)
-            return true;
-    return false;
-}
-
 struct consumer *consumer_new(const struct config *cfg, struct router *router, struct telemetry *tm,
                               char *err, size_t errlen)
 {
@@ -862,6 +855,7 @@ struct consumer *consumer_new(const struct config *cfg, struct router *router, s
     c->router = router;
     c->tm = tm;
     c->emitter.emit = emit;
+    c->max_poll_s = config_max_poll_interval_ms(cfg) / 1000.0;
     breaker_init(&c->breaker, cfg->circuit_breaker.failure_threshold,
                  (int64_t)cfg->circuit_breaker.open_timeout_s * 1000);
     c->batch = calloc((size_t)cfg->processing.batch_size, sizeof(*c->batch));
@@ -883,7 +877,7 @@ struct consumer *consumer_new(const struct config *cfg, struct router *router, s
         conf = NULL;
     }
     /* Lag and broker states come from the statistics: on by default, every 5 s. */
-    if (conf && !has_property(cfg, "statistics.interval.ms") &&
+    if (conf && !config_property(cfg, "statistics.interval.ms") &&
         kafka_conf_set(conf, "statistics.interval.ms", "5000", err, errlen) < 0) {
         rd_kafka_conf_destroy(conf);
         conf = NULL;
@@ -1086,6 +1080,7 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
     struct route_result res;
     struct timespec start, end;
     enum message_status status;
+    double seconds;
     struct token *t;
 
     if (!p) {
@@ -1176,8 +1171,18 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
         break;
     }
     clock_gettime(CLOCK_MONOTONIC, &end);
-    telemetry_message(c->tm, p->topic_index, status,
-                      (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9);
+    seconds = (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
+    telemetry_message(c->tm, p->topic_index, status, seconds);
+    /*
+     * The loop polls nothing while a handler runs, so a handler slower than
+     * max.poll.interval.ms makes librdkafka leave the group; say so here
+     * rather than count on librdkafka to notice a stuck caller.
+     */
+    if (seconds > c->max_poll_s)
+        log_errx("%s [%" PRId32 "] offset %" PRId64 ": the handler took %.1f s, more than "
+                 "max.poll.interval.ms (%.0f s): this member left the group; its partitions "
+                 "are redone from their committed offsets",
+                 topic, m->partition, m->offset, seconds, c->max_poll_s);
     return true;
 }
 

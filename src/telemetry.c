@@ -12,7 +12,11 @@
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
 
-/* A handler running longer than this is stuck: handlers only compute, they never wait. */
+/*
+ * A handler running longer than this is stuck: handlers only compute, they
+ * never wait. Sooner if max.poll.interval.ms is shorter: by then the member
+ * has left the group.
+ */
 #define HANDLER_TTL_MS 30000
 
 /* Group states for /ready, from the statistics' cgrp object. */
@@ -438,7 +442,9 @@ bool telemetry_health(void *opaque, char *body, size_t len)
     /* The loop may legitimately block for a revoke's flush and commit: allow for it. */
     int64_t ttl = (int64_t)t->cfg->processing.shutdown_timeout_s * 2000;
     bool loop_ok = polled > 0 && now - polled <= (ttl > 30000 ? ttl : 30000);
-    bool handler_ok = handler == 0 || now - handler <= HANDLER_TTL_MS;
+    int64_t max_poll = config_max_poll_interval_ms(t->cfg);
+    bool handler_ok =
+        handler == 0 || now - handler <= (max_poll < HANDLER_TTL_MS ? max_poll : HANDLER_TTL_MS);
     bool fatal = atomic_load(&t->fatal);
 
     snprintf(body, len,
