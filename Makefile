@@ -28,7 +28,7 @@ CLANG_FORMAT ?= clang-format
 DEB_BUILD := gcc make libc6-dev pkg-config librdkafka-dev libcjson-dev libconfig-dev \
              libmicrohttpd-dev libsystemd-dev check
 DEB_TEST  := kcat python3-kafka python3-confluent-kafka prometheus mandoc clang-format curl \
-             openssl
+             openssl valgrind
 DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST)
 
 PKGS      := rdkafka libcjson libconfig libmicrohttpd libsystemd
