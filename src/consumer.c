@@ -1093,6 +1093,7 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
         /* Fetched before the pause took effect: it comes again when the breaker lets go. */
         if (p->retry_at < 0)
             p->retry_at = m->offset;
+        c->stats.held_back++;
         return false;
     }
     t = token_get(c);

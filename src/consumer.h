@@ -24,6 +24,7 @@ struct consumer_stats {
     uint64_t in_flight;      /* messages handled whose outputs are not all acknowledged */
     uint64_t flow_pauses;    /* times consumption paused at processing.max_in_flight */
     uint64_t dropped;        /* polled but released unhandled because a rebalance revoked them */
+    uint64_t held_back;      /* polled while the circuit breaker held consumption: fetched again */
     uint64_t assigns;        /* rebalance callbacks that added partitions */
     uint64_t revokes;        /* rebalance callbacks that took partitions away */
     uint64_t lost;           /* of which the partitions were lost (nothing committed) */

@@ -554,6 +554,30 @@ START_TEST(transient_failure_is_retried_in_order)
 }
 END_TEST
 
+/* Offsets below hi[p] never handled; *dups counts those handled more than once. */
+static size_t count_missing(int parts, const int64_t *hi, size_t *dups)
+{
+    size_t missing = 0;
+
+    *dups = 0;
+    for (int p = 0; p < parts; p++) {
+        char *hit = calloc((size_t)hi[p], 1);
+
+        ck_assert_ptr_nonnull(hit);
+        for (size_t i = 0; i < seen[p].n; i++) {
+            int64_t off = seen[p].offsets[i];
+
+            ck_assert(off >= 0 && off < hi[p]);
+            *dups += hit[off];
+            hit[off] = 1;
+        }
+        for (int64_t off = 0; off < hi[p]; off++)
+            missing += !hit[off];
+        free(hit);
+    }
+    return missing;
+}
+
 /* A second member joins mid-stream; both drain together; then both leave. */
 static void rebalance_case(const char *group, const char *strategy)
 {
@@ -600,19 +624,7 @@ static void rebalance_case(const char *group, const char *strategy)
     ck_assert_int_eq(consumer_close(b), 0);
     consumer_free(b);
 
-    for (int p = 0; p < parts; p++) {
-        char *hit = calloc((size_t)hi[p], 1);
-        for (size_t i = 0; i < seen[p].n; i++) {
-            int64_t off = seen[p].offsets[i];
-
-            ck_assert(off >= 0 && off < hi[p]);
-            dups += hit[off];
-            hit[off] = 1;
-        }
-        for (int64_t off = 0; off < hi[p]; off++)
-            missing += !hit[off];
-        free(hit);
-    }
+    missing = count_missing(parts, hi, &dups);
     ck_assert_uint_eq(missing, 0);
     /*
      * Revoked partitions are committed before release, so a broker that takes
@@ -1069,6 +1081,82 @@ START_TEST(full_producer_queue_pauses_without_loss)
 }
 END_TEST
 
+/*
+ * The breaker is open when a second member joins: every partition the eager
+ * rebalance gives back to the first member is paused again at once, and it
+ * handles nothing until the breaker lets go. Then everything is handled.
+ */
+START_TEST(breaker_pause_survives_rebalance)
+{
+    const int parts = 4, n = 2000;
+    int64_t hi[4], done[4], deadline = now_ms() + TIMEOUT_MS;
+    struct config *cfg;
+    struct router *r;
+    struct consumer *a, *b;
+    size_t dups;
+    uint64_t handled, held_back;
+
+    cluster_up(parts);
+    produce_events(n, parts);
+    fail_partition = 0;
+    fail_offset = 10;
+    fail_left = 1; /* opens A's breaker for good; B, later, sees no failure */
+    cfg = test_config("breaker-rebalance", NULL);
+    cfg->circuit_breaker.failure_threshold = 1;
+    cfg->circuit_breaker.open_timeout_s = 600;
+    add_property(cfg, "auto.commit.interval.ms", "200");
+    r = test_router(NULL);
+    a = start(cfg, r);
+    while (consumer_stats(a)->breaker_state != BREAKER_OPEN) {
+        ck_assert_int_ge(consumer_poll(a), 0);
+        ck_assert_msg(now_ms() < deadline, "the breaker did not open");
+    }
+    b = start(cfg, r);
+    while (consumer_stats(a)->assigns < 2 || consumer_stats(b)->assigns < 1 ||
+           consumer_stats(a)->assigned + consumer_stats(b)->assigned != parts) {
+        ck_assert_int_ge(consumer_poll(a), 0);
+        ck_assert_int_ge(consumer_poll(b), 0);
+        ck_assert_msg(now_ms() < deadline, "no rebalance");
+    }
+    ck_assert_int_gt(consumer_stats(a)->assigned, 0);
+    ck_assert_int_lt(consumer_stats(a)->assigned, parts);
+    ck_assert_int_eq(consumer_stats(a)->paused, consumer_stats(a)->assigned);
+    /* Paused in librdkafka too: nothing is even fetched, let alone handled. */
+    handled = consumer_stats(a)->messages;
+    held_back = consumer_stats(a)->held_back;
+    for (int i = 0; i < 50; i++) {
+        ck_assert_int_ge(consumer_poll(a), 0);
+        ck_assert_int_ge(consumer_poll(b), 0);
+    }
+    ck_assert_int_eq(consumer_stats(a)->breaker_state, BREAKER_OPEN);
+    ck_assert_uint_eq(consumer_stats(a)->messages, handled);
+    ck_assert_uint_eq(consumer_stats(a)->held_back, held_back);
+    ck_assert_int_eq(consumer_stats(a)->paused, consumer_stats(a)->assigned);
+
+    /* A leaves with its breaker open; B, whose breaker is closed, does the rest. */
+    ck_assert_int_eq(consumer_close(a), 0);
+    consumer_free(a);
+    for (int p = 0; p < parts; p++)
+        hi[p] = high_watermark(p);
+    for (int turn = 0;; turn++) {
+        ck_assert_int_ge(consumer_poll(b), 0);
+        ck_assert_msg(now_ms() < deadline, "B did not finish A's partitions in time");
+        if (turn % 5 == 0 && consumer_stats(b)->assigned == parts &&
+            committed_is(consumer_handle(b), parts, hi))
+            break;
+    }
+    ck_assert_int_eq(consumer_close(b), 0);
+    consumer_free(b);
+    ck_assert_uint_eq(count_missing(parts, hi, &dups), 0);
+    committed("breaker-rebalance", parts, done);
+    for (int p = 0; p < parts; p++)
+        ck_assert_int_eq(done[p], hi[p]);
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=name runs just that one. */
 static void add_case(Suite *s, const char *name, const TTest *test)
 {
@@ -1095,6 +1183,7 @@ static Suite *consumer_suite(void)
     add_case(s, "circuit_breaker", circuit_breaker_pauses_and_skips_nothing);
     add_case(s, "queue_full", full_producer_queue_pauses_without_loss);
     add_case(s, "refused_output", refused_output_is_dead_lettered);
+    add_case(s, "breaker_rebalance", breaker_pause_survives_rebalance);
     add_case(s, "close_without_brokers", close_without_brokers_is_bounded);
     return s;
 }
