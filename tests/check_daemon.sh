@@ -14,10 +14,13 @@ kafka = {
 };
 processing = { shutdown_timeout_s = $2; };
 log = { level = "$1"; };
+http = { listen = "127.0.0.1:$port"; };
 CONF
 }
 
 start_mock
+# A free port, not the default: another daemon on this machine may hold that.
+port=$(/usr/bin/python3 tests/observe_tool.py free-port)
 $tool produce "$addr" crm.inbound 2000 > /dev/null
 write_conf info 10
 "$bin" -c "$tmp/crm.conf" 2> "$tmp/daemon.log" &

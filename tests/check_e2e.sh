@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 py=/usr/bin/python3
 
 start_mock
+# A free port, not the default: another daemon on this machine may hold that.
+port=$($py tests/observe_tool.py free-port)
 cat > "$tmp/crm.conf" <<CONF
 kafka = {
   brokers = "$addr";
@@ -16,6 +18,7 @@ kafka = {
 };
 # Small enough that the oversize pills stay within the mock's 5 MiB partition retention.
 processing = { max_message_bytes = 16384; shutdown_timeout_s = 20; };
+http = { listen = "127.0.0.1:$port"; };
 CONF
 
 # run_daemon LOG: start, wait until every input is committed, SIGTERM, expect exit 0.
