@@ -442,7 +442,12 @@ void router_route(struct router *r, const void *value, size_t len, const struct 
 
     *res = (struct route_result){.outcome = OUTCOME_OK, .error_class = ERROR_NONE};
 
-    if (value == NULL || len == 0) {
+    /* A tombstone (null value) is told apart from a zero-length one: they mean different things. */
+    if (value == NULL) {
+        route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "null value (a tombstone)");
+        return;
+    }
+    if (len == 0) {
         route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "empty value");
         return;
     }

@@ -428,7 +428,7 @@ static const struct route_case cases[] = {
     {"byte-order mark", "\xEF\xBB\xBF" TOK "}", OK("test_ok", 't')},
 
     /* Empty and oversize. */
-    {"NULL value (tombstone)", NULL, PARSE("empty value")},
+    {"NULL value (tombstone)", NULL, PARSE("null value (a tombstone)")},
     {"zero-length value", "", PARSE("empty value")},
     {"exactly max_message_bytes", TOK "}", .max_bytes = 26, OK("test_ok", 't')},
     {"one byte over max_message_bytes", TOK "}", .max_bytes = 25, .outcome = OUTCOME_PERMANENT,
