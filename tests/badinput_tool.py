@@ -21,6 +21,7 @@ import re
 import sys
 import time
 import urllib.request
+import zlib
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -191,6 +192,12 @@ def catalogue():
     dlq("type is a number", js({"type": 7}), "schema", "type must be a non-empty string")
     ok("type instead of message_type", js({"type": "whatsapp_received", "message_id": "tp",
                                            "from": "+44 20 7946 0000"}), "whatsapp", "tp")
+    # message_type is read first; one that is not a non-empty string gives way to type.
+    ok("ill-typed message_type beside a good type",
+       js(email("fallback", message_type=5, type="email_received")), "email", "fallback")
+    dlq("unknown message_type beside a good type",
+        js(email("nofallback", message_type="sms_received", type="email_received")),
+        "unknown_type", 'no handler for type "sms_received"')
     m = email("nofrom")
     del m["from"]
     dlq("e-mail without from", js(m), "schema", 'field "from" is missing')
@@ -266,6 +273,16 @@ def catalogue():
         'field "from": e-mail address has no "@"')
     dlq("from has two @", js(email("i2", **{"from": "a@b@example.com"})), "identity",
         'field "from": e-mail address has more than one "@"')
+    ok("non-ASCII local part", js(email("idn-local", **{"from": "Jos\u00e9@Example.com"})),
+       "email", "idn-local")
+    ok("non-ASCII domain", js(email("idn-dom", **{"from": "a@ex\u00e4mple.com"})), "email",
+       "idn-dom")
+    dlq("underscore in the domain", js(email("us-dom", **{"from": "a@ex_ample.com"})),
+        "identity", 'field "from": e-mail domain has an invalid character')
+    dlq("address with a space inside", js(email("sp-in", **{"from": "a b@example.com"})),
+        "identity", 'field "from": e-mail address contains whitespace or a control character')
+    dlq("plus sign inside a number", js(whatsapp("plus", **{"from": "1555+0101234"})),
+        "identity", 'field "from": phone number has a "+" not at the start')
     dlq("WhatsApp number too short", js(whatsapp("i3", **{"from": "12"})), "identity",
         'field "from": phone number has fewer than 8 digits')
     dlq("WhatsApp number with letters", js(whatsapp("i4", **{"from": "+1 555 CALL NOW"})),
@@ -309,6 +326,16 @@ def catalogue():
        js(email("tpl", name="{ticket_id} {{x}} {subject}", subject="{name}")), "email", "tpl")
     ok("escaped surrogate pair", b'{"message_type":"email_received","message_id":"sur",'
        b'"from":"a@b.co","subject":"\\ud83d\\ude00 x","body":"\\u00e9"}', "email", "sur")
+
+    # Compressed batches: kept small in the mock, inflated by the daemon's client.
+    for codec in ["gzip", "snappy", "lz4", "zstd"]:
+        v = js(email("ten-mb-" + codec, body=""))
+        v = v[:-3] + b"0" * (ten - len(v)) + v[-3:]
+        dlq("10 MB value in a %s batch" % codec, v, "oversize",
+            "value of %d bytes exceeds processing.max_message_bytes (%d)" % (ten, MAX_BYTES),
+            omitted=True, compression=codec)
+    ok("valid message in a zstd batch", js(email("zstd-ok")), "email", "zstd-ok",
+       compression="zstd")
 
     # Keys and headers: processing ignores them; a dead letter keeps them exactly.
     ok("null key", js(email("nk")), "email", "nk", key=None)
@@ -386,10 +413,16 @@ def response_text(channel, rec_content, tid):
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], TEMPLATES[channel])
 
 
+def stored(case):
+    """About how many bytes an input takes in the mock: compressed batches are kept compressed."""
+    value = case["value"] or b""
+    if case.get("compression"):
+        value = zlib.compress(value)
+    return len(value) + len(case.get("key") or b"") + \
+        sum(len(h) + len(v or b"") for h, v in case.get("headers") or [])
+
+
 def produce(bootstrap, manifest_path):
-    # The 10 MB value must reach the mock: raise the client's own limit above it.
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                         "message.max.bytes": 20 * 1024 * 1024})
     entries, failed, budget = [], [], {p: 0 for p in range(SMALL_PARTITIONS)}
     budget[HUGE_PARTITION] = 0
     for i, case in enumerate(catalogue()):
@@ -399,21 +432,28 @@ def produce(bootstrap, manifest_path):
         if part != HUGE_PARTITION:
             value, channel, sid = valid_after(i)
             group.append(dict(name="valid after #%d" % i, value=value,
-                              expect=["ok", channel, sid]))
+                              expect=["ok", channel, sid], compression=case.get("compression")))
         for c in group:
             entries.append((c, part))
-            budget[part] += len(c["value"] or b"") + len(c.get("key") or b"") + \
-                sum(len(h) + len(v or b"") for h, v in c.get("headers") or [])
+            budget[part] += stored(c)
     over = {p: n for p, n in budget.items() if p != HUGE_PARTITION and n > PARTITION_BUDGET}
     if over:
         sys.exit("produce: partitions %s hold more than the mock keeps" % over)
     # Dead letters land wherever their keys hash: all of them must fit one partition.
-    dead = sum(len(c["value"] or b"") + len(c.get("key") or b"") +
-               sum(len(h) + len(v or b"") for h, v in c.get("headers") or [])
-               for c, _ in entries if c["expect"][0] == "dlq" and not c.get("omitted"))
+    dead = sum(stored(c) for c, _ in entries if c["expect"][0] == "dlq" and not c.get("omitted"))
     if dead > PARTITION_BUDGET:
         sys.exit("produce: %d bytes of dead letters may not fit one partition" % dead)
 
+    # One producer per compression codec; the 10 MB values must get past the client's own
+    # message.max.bytes, which it checks before compressing.
+    producers = {}
+    for case, _ in entries:
+        codec = case.get("compression") or "none"
+        if codec not in producers:
+            producers[codec] = Producer({"bootstrap.servers": bootstrap,
+                                         "enable.idempotence": True,
+                                         "message.max.bytes": 20 * 1024 * 1024,
+                                         "compression.type": codec})
     manifest = []
     for n, (case, part) in enumerate(entries):
         key = case["key"] if "key" in case else b"case-%d" % n
@@ -435,9 +475,11 @@ def produce(bootstrap, manifest_path):
                 rec["offset"] = msg.offset()
 
         kw = {"headers": headers} if headers else {}
+        producer = producers[case.get("compression") or "none"]
         producer.produce(INBOUND, case["value"], key=key, partition=part, on_delivery=report, **kw)
         producer.poll(0)
-    producer.flush(60)
+    for producer in producers.values():
+        producer.flush(60)
     if failed or any(r["offset"] is None for r in manifest):
         sys.exit("produce: deliveries failed: %s" % failed[:3])
     with open(manifest_path, "w") as f:

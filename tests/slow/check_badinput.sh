@@ -37,12 +37,13 @@ check "metrics and log count each input once, by class, with no retries" \
 # Peak resident set size over the whole run, read before the process goes away.
 hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$dpid/status" 2>/dev/null)
 echo "# peak RSS (VmHWM): ${hwm:-?} kB"
-# About 35-40 MB was measured here for the plain build, 86 MB under AddressSanitizer. The
-# inputs add up to about 18 MB, the largest 10 MiB, which librdkafka fetches whole and the
-# daemon only measures; dead letters copy values only under the producer's message.max.bytes
-# (1 MB). 128 MiB leaves room for librdkafka's buffers, but not for a daemon that keeps what it
-# read or copies the big values. AddressSanitizer's shadow memory and quarantine multiply what
-# is allocated, so that build gets four times the bound.
+# Measured here: 53-76 MB for the plain build, 156 MB under AddressSanitizer. Five inputs are
+# 10 MiB values (one plain, four in compressed batches that the mock keeps small), which
+# librdkafka inflates and fetches whole, and the daemon only measures. Its own caps: about
+# 30 MB idle, plus at most queued.max.messages.kbytes (64 MiB) of prefetched messages and the
+# fetch in progress; dead letters copy values only under message.max.bytes (1 MB). 128 MiB is
+# that sum (about 105 MB) with some room; copying each big value a few more times passes it.
+# AddressSanitizer's shadow memory and quarantine multiply what is allocated: four times it.
 limit=$((128 * 1024))
 if ldd "$bin" 2>/dev/null | grep -q libasan; then
     limit=$((512 * 1024))
