@@ -185,9 +185,9 @@ def catalogue():
 
     # Types and fields.
     dlq("empty object", b"{}", "schema", "no message_type or type field")
-    for name, t in [("number", 5), ("boolean", True), ("array", ["email_received"]),
-                    ("null", None), ("empty string", "")]:
-        dlq("message_type is a %s" % name, js({"message_type": t}), "schema",
+    for name, t in [("a number", 5), ("a boolean", True), ("an array", ["email_received"]),
+                    ("null", None), ("an empty string", "")]:
+        dlq("message_type is %s" % name, js({"message_type": t}), "schema",
             "message_type must be a non-empty string")
     dlq("type is a number", js({"type": 7}), "schema", "type must be a non-empty string")
     ok("type instead of message_type", js({"type": "whatsapp_received", "message_id": "tp",
@@ -208,9 +208,9 @@ def catalogue():
     m["From"] = m.pop("from")
     dlq("From instead of from (keys are case-sensitive)", js(m), "schema",
         'field "from" is missing')
-    for name, bad in [("number", 42), ("boolean", True), ("array", ["a@b.co"]),
-                      ("object", {"a": "b"}), ("null", None)]:
-        dlq("from is a %s" % name, js(email("t-" + name, **{"from": bad})), "schema",
+    for name, bad in [("a number", 42), ("a boolean", True), ("an array", ["a@b.co"]),
+                      ("an object", {"a": "b"}), ("null", None)]:
+        dlq("from is %s" % name, js(email("t-" + name, **{"from": bad})), "schema",
             'field "from" must be a string')
     dlq("message_id is a number", js(email(12345)), "schema",
         'field "message_id" must be a string')
@@ -413,6 +413,24 @@ def response_text(channel, rec_content, tid):
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], TEMPLATES[channel])
 
 
+def header_type(case):
+    """What crm.message_type must say: the routed type, cut to 63 bytes between characters, or
+    empty when the value failed before routing (parse errors, a value over the size limit)."""
+    exp = case["expect"]
+    if exp[0] != "dlq" or exp[1] == "parse" or exp[2].startswith("value of"):
+        return ""
+    try:
+        msg = json.loads(case["value"].decode("utf-8-sig"))
+    except ValueError:
+        return ""
+    for name in ("message_type", "type"):
+        t = msg.get(name) if isinstance(msg, dict) else None
+        if isinstance(t, str) and t:
+            raw = t.encode()[:63]
+            return raw.decode("utf-8", errors="ignore")
+    return ""
+
+
 def stored(case):
     """About how many bytes an input takes in the mock: compressed batches are kept compressed."""
     value = case["value"] or b""
@@ -464,6 +482,8 @@ def produce(bootstrap, manifest_path):
                "key_sha": digest(key), "key_len": len(key or b""),
                "omitted": case.get("omitted", False), "envelope": case.get("envelope", False),
                "headers": [[h, None if v is None else v.hex()] for h, v in headers or []]}
+        if case["expect"][0] == "dlq":
+            rec["type"] = header_type(case)
         if case["expect"][0] == "ok":
             rec["content"] = content(case["value"], case["expect"][1])
         manifest.append(rec)
@@ -604,6 +624,9 @@ def verify(bootstrap, manifest_path):
                     bad.append("crm.attempts or crm.consumer.group wrong")
                 key_left = rec["envelope"] and m.key() is None and \
                     last(hs, "crm.key.omitted_bytes") == str(rec["key_len"]).encode()
+                if last(hs, "crm.message_type") != rec["type"].encode():
+                    bad.append("crm.message_type %r, want %r"
+                               % (last(hs, "crm.message_type"), rec["type"]))
                 if digest(m.key()) != rec["key_sha"] and not key_left:
                     bad.append("key not kept")
                 if rec["omitted"]:
