@@ -42,6 +42,7 @@ struct token {
     bool failed;
     bool refused;            /* the broker refused an output for good (its size) */
     bool dead_letter;        /* its output is its dead letter */
+    int shrink;              /* what its dead letter left out: see dead_letter() */
     rd_kafka_resp_err_t err; /* the first delivery error, for the log */
 };
 
@@ -69,7 +70,7 @@ struct part {
     int64_t attempt_offset;
     int64_t retry_at;   /* offset to seek back to before resuming, -1 if none pending */
     int64_t refused_at; /* a message whose output the broker refused: dead-letter it, or -1 */
-    bool refused_dlq;   /* ... and its dead letter was refused too: send it without its value */
+    int refused_shrink; /* what to leave out of its dead letter (see dead_letter()) */
     rd_kafka_resp_err_t refused_err;
     int64_t resume_at; /* monotonic milliseconds; 0 while waiting for the window to drain */
 };
@@ -441,7 +442,7 @@ static void rewind_to(struct consumer *c, struct part *p, struct token *t)
         telemetry_message(c->tm, p->topic_index, MESSAGE_ERROR, 0);
     if (t->refused) {
         /* No retry can make it fit: when the message comes again, it becomes a dead letter. */
-        p->refused_dlq = t->dead_letter;
+        p->refused_shrink = !t->dead_letter ? 0 : t->shrink < 2 ? t->shrink + 1 : 2;
         p->refused_at = offset;
         p->refused_err = err;
     }
@@ -999,23 +1000,41 @@ static void add_header(rd_kafka_headers_t *h, const char *name, const char *valu
 }
 
 /*
- * Copy a message that can never be handled to the dead-letter topic: its key,
- * value, headers and timestamp, plus crm.* headers saying why and whence. Its
- * offset is stored once the copy is acknowledged, like any output.
+ * The original headers, for a dead letter: those in the daemon's own "crm."
+ * namespace (a replayed dead letter, a spoofed header) become
+ * "crm.previous.*", so the daemon's headers are the only ones by their names.
+ * *bytes is their total size, names included.
  */
-static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_message_t *m,
-                        const struct route_result *res, struct token *t, bool omit_value)
+static rd_kafka_headers_t *original_headers(const rd_kafka_message_t *m, size_t *bytes)
 {
     rd_kafka_headers_t *orig = NULL, *h;
-    rd_kafka_timestamp_type_t tstype;
-    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
-    char num[32], when[64];
-    int rc;
+    const char *name;
+    const void *value;
+    size_t size;
+    char renamed[256];
 
-    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        h = rd_kafka_headers_copy(orig);
-    else
-        h = rd_kafka_headers_new(10);
+    *bytes = 0;
+    if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return rd_kafka_headers_new(12);
+    h = rd_kafka_headers_new(rd_kafka_header_cnt(orig) + 12);
+    for (size_t i = 0; rd_kafka_header_get_all(orig, i, &name, &value, &size) == 0; i++) {
+        *bytes += strlen(name) + size;
+        if (strncmp(name, "crm.", 4) == 0 && strncmp(name, "crm.previous.", 13) != 0 &&
+            (size_t)snprintf(renamed, sizeof(renamed), "crm.previous.%s", name + 4) <
+                sizeof(renamed))
+            rd_kafka_header_add(h, renamed, -1, value, (ssize_t)size);
+        else
+            rd_kafka_header_add(h, name, -1, value, (ssize_t)size);
+    }
+    return h;
+}
+
+/* The daemon's crm.* headers of a dead letter: why, whence, when. */
+static void crm_headers(struct consumer *c, rd_kafka_headers_t *h, const struct part *p,
+                        const rd_kafka_message_t *m, const struct route_result *res, int64_t ts)
+{
+    char num[32], when[64];
+
     add_header(h, "crm.error.class", error_class_name(res->error_class));
     add_header(h, "crm.error.reason", res->reason);
     add_header(h, "crm.source.topic", p->topic);
@@ -1031,7 +1050,34 @@ static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_messa
     add_header(h, "crm.attempts", num);
     iso8601_now(when, sizeof(when));
     add_header(h, "crm.failed_at", when);
+}
 
+static void add_size(rd_kafka_headers_t *h, const char *name, size_t n)
+{
+    char num[32];
+
+    snprintf(num, sizeof(num), "%zu", n);
+    add_header(h, name, num);
+}
+
+/*
+ * Copy a message that can never be handled to the dead-letter topic: its key,
+ * value, headers and timestamp, plus crm.* headers saying why and whence. Its
+ * offset is stored once the copy is acknowledged, like any output. What does
+ * not fit (the producer's message.max.bytes, or the broker's limit when
+ * `shrink` says an earlier copy was refused) is left out and its size given:
+ * first the value (shrink 1), then also the key and original headers (2).
+ */
+static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_message_t *m,
+                        const struct route_result *res, struct token *t, int shrink)
+{
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    size_t header_bytes;
+    rd_kafka_headers_t *h = original_headers(m, &header_bytes);
+    int rc = -EMSGSIZE;
+
+    crm_headers(c, h, p, m, res, ts);
     if (c->cfg->dry_run) {
         rd_kafka_headers_destroy(h);
         c->stats.dead_letters++;
@@ -1039,19 +1085,28 @@ static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_messa
         return;
     }
     t->dead_letter = true;
-    rc = omit_value ? -EMSGSIZE
-                    : publisher_send(c->pub, OUTPUT_DEAD_LETTERS, m->key, m->key_len, m->payload,
-                                     m->len, rd_kafka_headers_copy(h), ts > 0 ? ts : 0, t);
-    if (rc == -EMSGSIZE) {
-        /* Too big for the producer or the broker: keep the evidence, point at the original. */
-        snprintf(num, sizeof(num), "%zu", m->len);
-        add_header(h, "crm.value.omitted_bytes", num);
-        rc = publisher_send(c->pub, OUTPUT_DEAD_LETTERS, m->key, m->key_len, NULL, 0, h,
-                            ts > 0 ? ts : 0, t);
-        h = NULL;
+    t->shrink = shrink;
+    if (shrink == 0)
+        rc = publisher_send(c->pub, OUTPUT_DEAD_LETTERS, m->key, m->key_len, m->payload, m->len,
+                            rd_kafka_headers_copy(h), ts > 0 ? ts : 0, t);
+    if (rc == -EMSGSIZE && shrink <= 1) {
+        /* Keep the evidence, point at the original. */
+        t->shrink = 1;
+        add_size(h, "crm.value.omitted_bytes", m->len);
+        rc = publisher_send(c->pub, OUTPUT_DEAD_LETTERS, m->key, m->key_len, NULL, 0,
+                            rd_kafka_headers_copy(h), ts > 0 ? ts : 0, t);
     }
-    if (h)
-        rd_kafka_headers_destroy(h);
+    rd_kafka_headers_destroy(h);
+    if (rc == -EMSGSIZE) {
+        /* The key or the headers alone are too big: only the daemon's headers go. */
+        t->shrink = 2;
+        h = rd_kafka_headers_new(14);
+        crm_headers(c, h, p, m, res, ts);
+        add_size(h, "crm.value.omitted_bytes", m->len);
+        add_size(h, "crm.key.omitted_bytes", m->key_len);
+        add_size(h, "crm.headers.omitted_bytes", header_bytes);
+        rc = publisher_send(c->pub, OUTPUT_DEAD_LETTERS, NULL, 0, NULL, 0, h, ts > 0 ? ts : 0, t);
+    }
     if (rc < 0) {
         log_warnx("%s [%" PRId32 "] offset %" PRId64 ": cannot queue the dead letter: %s", p->topic,
                   m->partition, m->offset, publisher_last_error(c->pub));
@@ -1128,14 +1183,14 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
         res.error_class = ERROR_OVERSIZE;
         res.type[0] = '\0';
         snprintf(res.reason, sizeof(res.reason), "the broker refused %s: %s",
-                 p->refused_dlq ? "its dead letter" : "an output",
+                 p->refused_shrink ? "its dead letter" : "an output",
                  rd_kafka_err2str(p->refused_err));
-        dead_letter(c, p, m, &res, t, p->refused_dlq);
+        dead_letter(c, p, m, &res, t, p->refused_shrink);
         p->refused_at = -1;
-        p->refused_dlq = false;
+        p->refused_shrink = 0;
         c->stats.messages++;
         clock_gettime(CLOCK_MONOTONIC, &end);
-        telemetry_message(c->tm, p->topic_index, MESSAGE_DEAD_LETTER,
+        telemetry_message(c->tm, p->topic_index, t->failed ? MESSAGE_FAILURE : MESSAGE_DEAD_LETTER,
                           (double)(end.tv_sec - start.tv_sec) +
                               (end.tv_nsec - start.tv_nsec) / 1e9);
         return true;
@@ -1156,8 +1211,8 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
                   res.reason);
         break;
     case OUTCOME_PERMANENT:
-        dead_letter(c, p, m, &res, t, false);
-        status = MESSAGE_DEAD_LETTER;
+        dead_letter(c, p, m, &res, t, 0);
+        status = t->failed ? MESSAGE_FAILURE : MESSAGE_DEAD_LETTER;
         break;
     case OUTCOME_TRANSIENT:
     default:
