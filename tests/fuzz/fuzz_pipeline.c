@@ -1,0 +1,724 @@
+/* SPDX-License-Identifier: MIT */
+/* fuzz_pipeline.c -- libFuzzer harness: inbound values through the router, identity and handlers.
+ */
+
+/*
+ * One fuzz input is up to MAX_MESSAGES Kafka message values separated by
+ * the byte 0x1E (a value holding that byte would be a parse error anyway).
+ * They go, in order, through two pipelines built as the daemon builds its
+ * own (router, identity links, handlers): one from the default settings,
+ * one from a tight configuration (small limits, the skip policy, two links,
+ * other templates, a small producer size limit). Each value is routed as
+ * the consumer would route it, first through an emitter that refuses one
+ * output as a full producer queue does, then again through a clean one,
+ * as a retry would. Every result is checked against what the daemon
+ * promises downstream; a broken promise aborts.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "handlers/handlers.h"
+#include "identity.h"
+#include "router.h"
+
+#define MAX_MESSAGES 8
+#define MAX_OUTPUTS  4
+#define SEPARATOR    0x1E
+#define TOPIC        "crm.inbound"
+#define KEY          "input-key"
+
+/* The pinned clock, 2026-11-28 12:00:00.123 UTC, and what created_at must say. */
+#define CLOCK_MS INT64_C(1795867200123)
+#define CREATED  "2026-11-28T12:00:00.123Z"
+
+/* librdkafka's default message.max.bytes, and the smallest value it accepts. */
+#define PRODUCER_MAX_DEFAULT 1000000
+#define PRODUCER_MAX_TIGHT   1000
+
+/* A configuration far from the defaults, loaded through config_load() so that it is checked. */
+static const char tight_conf[] =
+    "kafka = { brokers = \"127.0.0.1:9\"; };\n"
+    "processing = { max_message_bytes = 4096; max_nesting_depth = 8; unknown_type = \"skip\"; };\n"
+    "identity = { default_country_code = \"44\"; trunk_prefix = \"0\"; max_links = 2; };\n"
+    "responses = {\n"
+    "  email = \"{{Re}} {subject}: {name}, ticket {ticket_id} for {customer_id} ({channel})\";\n"
+    "  whatsapp = \"Hi {name} \\\"quoted\\\" \\\\ {ticket_id}\";\n"
+    "  form = \"{name}/{subject}/{channel}/{ticket_id}/{customer_id} {{}}\";\n"
+    "};\n";
+
+struct pipeline {
+    const char *name;
+    struct config *cfg;
+    size_t producer_max; /* outputs larger than this are refused with -EMSGSIZE */
+    bool evicts;         /* the links table is small enough to forget links */
+};
+
+static struct pipeline pipelines[2];
+
+/* FUZZ_PIPELINE_TRACE set: print each value's outcome, to see what a seed exercises. */
+static bool trace;
+
+/* One record the handlers queued. */
+struct output {
+    enum output_topic topic;
+    char *key;
+    size_t key_len;
+    char *value;
+    size_t len;
+};
+
+/* An emitter that keeps copies, and refuses its fail_at-th call (1-based) with fail_rc. */
+struct capture {
+    struct emitter emitter; /* first: the emitter's address is the capture's */
+    struct output outputs[MAX_OUTPUTS];
+    size_t n;
+    size_t calls;
+    size_t fail_at;
+    int fail_rc;
+    size_t producer_max;
+    bool refused; /* an emit() returned an error */
+};
+
+/* What the harness remembers of identity links: phone -> customer id of the e-mail. */
+struct link_model {
+    char phone[MAX_MESSAGES][IDENTITY_PHONE_MAX + 1];
+    char customer[MAX_MESSAGES][IDENTITY_ID_LEN + 1];
+    size_t n;
+};
+
+static const char *current_pipeline = "";
+
+static void violation(int line, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
+
+static void violation(int line, const char *what, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "fuzz_pipeline.c:%d: invariant broken (%s pipeline): %s: ", line,
+            current_pipeline, what);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
+#define REQUIRE(cond, ...)                                                                         \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            violation(__LINE__, #cond, __VA_ARGS__);                                               \
+    } while (0)
+
+static int64_t pinned_clock(void)
+{
+    return CLOCK_MS;
+}
+
+/* The documented id hash, written out again here: FNV-1a 64 over prefix then data. */
+static uint64_t fnv1a(const char *prefix, const char *data, size_t len)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+    for (const char *p = prefix; *p != '\0'; p++) {
+        h ^= (unsigned char)*p;
+        h *= UINT64_C(0x100000001b3);
+    }
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)data[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+static void expected_id(const char *tag, const char *prefix, const char *data, char *out)
+{
+    snprintf(out, IDENTITY_ID_LEN + 1, "%s_%016llx", tag,
+             (unsigned long long)fnv1a(prefix, data, strlen(data)));
+}
+
+/* Whether s[0..len) is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF). */
+static bool utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+
+    for (size_t i = 0; i < len;) {
+        unsigned int c = s[i], cp, n;
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) {
+            n = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i < n)
+            return false;
+        for (unsigned int k = 1; k < n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+static bool is_id(const char *s, const char *tag)
+{
+    if (s == NULL || strlen(s) != IDENTITY_ID_LEN || strncmp(s, tag, 4) != 0)
+        return false;
+    for (size_t i = 4; i < IDENTITY_ID_LEN; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static char *copy_bytes(const void *data, size_t len)
+{
+    char *s = malloc(len + 1);
+
+    if (s == NULL)
+        abort();
+    if (len > 0)
+        memcpy(s, data, len);
+    s[len] = '\0';
+    return s;
+}
+
+static int capture_emit(struct emitter *e, enum output_topic topic, const void *key, size_t key_len,
+                        const void *value, size_t len)
+{
+    struct capture *c = (struct capture *)e;
+
+    REQUIRE(topic == OUTPUT_TICKETS || topic == OUTPUT_RESPONSES || topic == OUTPUT_IDENTITIES,
+            "a handler emitted to topic %d", (int)topic);
+    REQUIRE(key != NULL && key_len > 0, "an output without a key");
+    REQUIRE(value != NULL && len > 0, "an empty output");
+    if (++c->calls == c->fail_at) {
+        c->refused = true;
+        return c->fail_rc;
+    }
+    if (len > c->producer_max) {
+        c->refused = true;
+        return -EMSGSIZE;
+    }
+    REQUIRE(c->n < MAX_OUTPUTS, "more than %d outputs for one message", MAX_OUTPUTS);
+    c->outputs[c->n++] = (struct output){.topic = topic,
+                                         .key = copy_bytes(key, key_len),
+                                         .key_len = key_len,
+                                         .value = copy_bytes(value, len),
+                                         .len = len};
+    return 0;
+}
+
+static void capture_init(struct capture *c, size_t fail_at, size_t producer_max)
+{
+    *c = (struct capture){.emitter = {.emit = capture_emit},
+                          .fail_at = fail_at,
+                          .fail_rc = -ENOBUFS,
+                          .producer_max = producer_max};
+}
+
+static void capture_clear(struct capture *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->outputs[i].key);
+        free(c->outputs[i].value);
+    }
+    c->n = 0;
+}
+
+/* A string member of obj, or NULL when it is absent, null or not a string. */
+static const char *member_string(const cJSON *obj, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+/* A member of an output that must be a string (want_null: or null); its text or NULL. */
+static const char *output_string(const cJSON *obj, const char *name, bool may_be_null)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    REQUIRE(item != NULL, "output member \"%s\" missing", name);
+    if (cJSON_IsNull(item)) {
+        REQUIRE(may_be_null, "output member \"%s\" is null", name);
+        return NULL;
+    }
+    REQUIRE(cJSON_IsString(item), "output member \"%s\" is not a string", name);
+    return item->valuestring;
+}
+
+static bool same_string(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The output's member `name` equals the input's string (NULL: absent or null in the input). */
+static void require_copied(const cJSON *out, const char *name, const char *input)
+{
+    const char *got = output_string(out, name, true);
+
+    REQUIRE(same_string(got, input), "output \"%s\" is \"%s\", the input said \"%s\"", name,
+            got ? got : "(null)", input ? input : "(null)");
+}
+
+/* Parse an output strictly: the whole text, one JSON object, valid UTF-8, no NUL. */
+static cJSON *parse_output(const struct output *o)
+{
+    const char *end = NULL;
+
+    REQUIRE(utf8_valid(o->value, o->len), "output is not valid UTF-8: %s", o->value);
+    REQUIRE(memchr(o->value, '\0', o->len) == NULL, "output holds a NUL byte");
+    cJSON *root = cJSON_ParseWithLengthOpts(o->value, o->len, &end, 0);
+    REQUIRE(root != NULL, "output is not JSON: %s", o->value);
+    REQUIRE(end == o->value + o->len, "output has %zu bytes after its JSON: %s",
+            (size_t)(o->value + o->len - end), o->value);
+    REQUIRE(cJSON_IsObject(root), "output is not an object: %s", o->value);
+    return root;
+}
+
+static void check_source(const cJSON *out, const struct message_meta *meta, const char *source_id)
+{
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(out, "source");
+
+    REQUIRE(cJSON_IsObject(src), "output without a source object");
+    require_copied(src, "topic", meta->topic);
+    require_copied(src, "message_id", source_id);
+    const cJSON *part = cJSON_GetObjectItemCaseSensitive(src, "partition");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(src, "offset");
+    REQUIRE(cJSON_IsNumber(part) && part->valuedouble == (double)meta->partition,
+            "source.partition is wrong");
+    REQUIRE(cJSON_IsNumber(off) && off->valuedouble == (double)meta->offset,
+            "source.offset is wrong");
+}
+
+/* The normalised e-mail address is a fixed point of the normalisation and lower-case. */
+static void check_email(const char *email)
+{
+    char again[IDENTITY_EMAIL_MAX + 1];
+    const char *why = NULL;
+
+    REQUIRE(identity_email(email, strlen(email), again, sizeof(again), &why) == 0,
+            "normalised address \"%s\" does not normalise again: %s", email, why);
+    REQUIRE(strcmp(again, email) == 0, "normalising \"%s\" again gives \"%s\"", email, again);
+    for (const char *p = email; *p != '\0'; p++)
+        REQUIRE(!(*p >= 'A' && *p <= 'Z'), "normalised address \"%s\" has upper case", email);
+    REQUIRE(strchr(email, '@') != NULL && strchr(email, '@') == strrchr(email, '@'),
+            "normalised address \"%s\" lacks a single @", email);
+}
+
+/* The normalised number is E.164 and a fixed point of the normalisation. */
+static void check_phone(const struct config *cfg, const char *phone)
+{
+    char again[IDENTITY_PHONE_MAX + 1];
+    const char *why = NULL;
+    size_t len = strlen(phone);
+
+    REQUIRE(phone[0] == '+' && len >= 9 && len <= 16 && phone[1] != '0',
+            "\"%s\" is not E.164 with 8 to 15 digits", phone);
+    for (size_t i = 1; i < len; i++)
+        REQUIRE(phone[i] >= '0' && phone[i] <= '9', "\"%s\" holds a non-digit", phone);
+    REQUIRE(identity_phone(phone, len, cfg->identity.default_country_code,
+                           cfg->identity.trunk_prefix, again, sizeof(again), &why) == 0,
+            "normalised number \"%s\" does not normalise again: %s", phone, why);
+    REQUIRE(strcmp(again, phone) == 0, "normalising \"%s\" again gives \"%s\"", phone, again);
+}
+
+static const char *model_get(const struct link_model *m, const char *phone)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->phone[i], phone) == 0)
+            return m->customer[i];
+    return NULL;
+}
+
+static void model_put(struct link_model *m, const char *phone, const char *customer)
+{
+    size_t i;
+
+    for (i = 0; i < m->n; i++)
+        if (strcmp(m->phone[i], phone) == 0)
+            break;
+    if (i == m->n) {
+        REQUIRE(m->n < MAX_MESSAGES, "more links than messages");
+        m->n++;
+    }
+    snprintf(m->phone[i], sizeof(m->phone[i]), "%s", phone);
+    snprintf(m->customer[i], sizeof(m->customer[i]), "%s", customer);
+}
+
+/*
+ * An OK result: the outputs, their order, keys and every member against
+ * the input (parsed again here) and the identity model.
+ */
+static void check_ok(const struct pipeline *pl, const struct route_result *res,
+                     const struct capture *cap, const char *value, size_t len,
+                     const struct message_meta *meta, struct link_model *model)
+{
+    REQUIRE(res->error_class == ERROR_NONE && res->reason[0] == '\0',
+            "an OK result carries class %s, reason \"%s\"", error_class_name(res->error_class),
+            res->reason);
+
+    cJSON *in = cJSON_ParseWithLength(value, len);
+    REQUIRE(cJSON_IsObject(in), "an OK input that is no JSON object");
+
+    const char *channel, *source_id, *subject = NULL, *body, *name, *received_name;
+    const cJSON *fields = NULL;
+    if (strcmp(res->type, "email_received") == 0) {
+        channel = "email";
+        source_id = member_string(in, "message_id");
+        subject = member_string(in, "subject");
+        body = member_string(in, "body");
+        name = member_string(in, "name");
+        received_name = "received_at";
+    } else if (strcmp(res->type, "whatsapp_received") == 0) {
+        channel = "whatsapp";
+        source_id = member_string(in, "message_id");
+        body = member_string(in, "text");
+        name = member_string(in, "profile_name");
+        received_name = "timestamp";
+    } else {
+        REQUIRE(strcmp(res->type, "form_submitted") == 0, "OK for type \"%s\"", res->type);
+        channel = "form";
+        source_id = member_string(in, "submission_id");
+        fields = cJSON_GetObjectItemCaseSensitive(in, "fields");
+        REQUIRE(cJSON_IsObject(fields), "an OK form without a fields object");
+        body = member_string(fields, "message");
+        name = member_string(fields, "name");
+        received_name = "submitted_at";
+    }
+    REQUIRE(source_id != NULL && source_id[0] != '\0', "an OK input without a source id");
+
+    const char *in_email = fields ? member_string(fields, "email") : NULL;
+    const char *in_phone = fields ? member_string(fields, "phone") : NULL;
+    bool link = in_email != NULL && in_phone != NULL;
+    REQUIRE(cap->n == (link ? 3u : 2u), "%zu outputs for an OK %s message", cap->n, channel);
+    REQUIRE(cap->outputs[0].topic == OUTPUT_TICKETS && cap->outputs[1].topic == OUTPUT_RESPONSES &&
+                (cap->n < 3 || cap->outputs[2].topic == OUTPUT_IDENTITIES),
+            "outputs out of order");
+
+    char ticket_id[IDENTITY_ID_LEN + 1], want[IDENTITY_ID_LEN + 1];
+    char prefix[16];
+    snprintf(prefix, sizeof(prefix), "%s:", channel);
+    expected_id("tkt", prefix, source_id, ticket_id);
+
+    cJSON *ticket = parse_output(&cap->outputs[0]);
+    cJSON *response = parse_output(&cap->outputs[1]);
+    cJSON *identity = cap->n > 2 ? parse_output(&cap->outputs[2]) : NULL;
+    cJSON *outs[] = {ticket, response, identity};
+    static const char *const events[] = {"ticket.created", "response.requested", "identity.linked"};
+    const char *customer = output_string(ticket, "customer_id", false);
+
+    REQUIRE(is_id(customer, "cus_"), "customer_id \"%s\" is malformed", customer);
+    for (size_t i = 0; i < cap->n; i++) {
+        const struct output *o = &cap->outputs[i];
+
+        require_copied(outs[i], "event", events[i]);
+        require_copied(outs[i], "customer_id", customer);
+        REQUIRE(o->key_len == strlen(customer) && memcmp(o->key, customer, o->key_len) == 0,
+                "output key \"%s\" is not the customer id %s", o->key, customer);
+        check_source(outs[i], meta, source_id);
+        if (i < 2) {
+            require_copied(outs[i], "ticket_id", ticket_id);
+            require_copied(outs[i], "channel", channel);
+        }
+    }
+
+    /* The ticket: contact details, copied texts, times. */
+    const cJSON *contact = cJSON_GetObjectItemCaseSensitive(ticket, "contact");
+    REQUIRE(cJSON_IsObject(contact), "ticket without a contact object");
+    const char *email = output_string(contact, "email", true);
+    const char *phone = output_string(contact, "phone", true);
+    require_copied(contact, "name", name);
+    require_copied(ticket, "subject", subject);
+    require_copied(ticket, "body", body);
+    require_copied(ticket, "created_at", CREATED);
+
+    const cJSON *rin = cJSON_GetObjectItemCaseSensitive(in, received_name);
+    const cJSON *rout = cJSON_GetObjectItemCaseSensitive(ticket, "received_at");
+    REQUIRE(rout != NULL, "ticket without received_at");
+    if (rin == NULL || cJSON_IsNull(rin))
+        REQUIRE(cJSON_IsNull(rout), "received_at is not null for an input without one");
+    else if (cJSON_IsString(rin))
+        REQUIRE(cJSON_IsString(rout) && strcmp(rout->valuestring, rin->valuestring) == 0,
+                "received_at \"%s\" changed", rin->valuestring);
+    else
+        REQUIRE(cJSON_IsNumber(rin) && cJSON_IsNumber(rout) &&
+                    rout->valuedouble == rin->valuedouble,
+                "received_at %.17g changed", rin->valuedouble);
+
+    if (strcmp(channel, "email") == 0) {
+        REQUIRE(email != NULL && phone == NULL, "an e-mail ticket's contact is wrong");
+    } else if (strcmp(channel, "whatsapp") == 0) {
+        REQUIRE(email == NULL && phone != NULL, "a WhatsApp ticket's contact is wrong");
+    } else {
+        REQUIRE((email != NULL) == (in_email != NULL) && (phone != NULL) == (in_phone != NULL),
+                "a form ticket's contact does not follow its fields");
+    }
+    if (email != NULL) {
+        check_email(email);
+        /* An e-mail address always names the customer. */
+        expected_id("cus", "email:", email, want);
+        REQUIRE(strcmp(customer, want) == 0, "customer %s of %s should be %s", customer, email,
+                want);
+    } else {
+        check_phone(pl->cfg, phone);
+        const char *linked = model_get(model, phone);
+        expected_id("cus", "phone:", phone, want);
+        if (pl->evicts)
+            REQUIRE(strcmp(customer, want) == 0 || (linked && strcmp(customer, linked) == 0),
+                    "customer %s of %s is neither linked nor its own", customer, phone);
+        else
+            REQUIRE(strcmp(customer, linked ? linked : want) == 0, "customer %s of %s should be %s",
+                    customer, phone, linked ? linked : want);
+    }
+
+    /* The response goes to the address, else the number, and names the ticket. */
+    const char *to = output_string(response, "to", false);
+    REQUIRE(strcmp(to, email ? email : phone) == 0, "response to \"%s\"", to);
+    const char *text = output_string(response, "text", false);
+    REQUIRE(strstr(text, ticket_id) != NULL, "response text \"%s\" lacks %s", text, ticket_id);
+
+    if (identity != NULL) {
+        require_copied(identity, "email", email);
+        require_copied(identity, "phone", phone);
+        model_put(model, phone, customer);
+    }
+
+    cJSON_Delete(identity);
+    cJSON_Delete(response);
+    cJSON_Delete(ticket);
+    cJSON_Delete(in);
+}
+
+static bool registered(const char *type)
+{
+    return strcmp(type, "email_received") == 0 || strcmp(type, "whatsapp_received") == 0 ||
+           strcmp(type, "form_submitted") == 0;
+}
+
+/* What holds of every result, whatever its outcome. */
+static void check_result(const struct pipeline *pl, const struct route_result *res,
+                         const struct capture *cap)
+{
+    size_t rlen = strnlen(res->reason, sizeof(res->reason));
+    size_t tlen = strnlen(res->type, sizeof(res->type));
+
+    REQUIRE(rlen < sizeof(res->reason), "reason not terminated");
+    REQUIRE(tlen < sizeof(res->type), "type not terminated");
+    REQUIRE(utf8_valid(res->reason, rlen), "reason is not UTF-8: %s", res->reason);
+    REQUIRE(utf8_valid(res->type, tlen), "type is not UTF-8");
+    for (size_t i = 0; i < rlen; i++)
+        REQUIRE((unsigned char)res->reason[i] >= 0x20 && res->reason[i] != 0x7F,
+                "reason holds a control character: %s", res->reason);
+
+    switch (res->outcome) {
+    case OUTCOME_OK:
+        break;
+    case OUTCOME_SKIPPED:
+        REQUIRE(pl->cfg->processing.unknown_type == UNKNOWN_TYPE_SKIP,
+                "skipped without the skip policy");
+        REQUIRE(res->error_class == ERROR_NONE, "a skip with class %s",
+                error_class_name(res->error_class));
+        REQUIRE(tlen > 0 && !registered(res->type), "skipped type \"%s\"", res->type);
+        REQUIRE(cap->n == 0 && cap->calls == 0, "a skipped message has outputs");
+        break;
+    case OUTCOME_PERMANENT: {
+        /* What the dead letter's crm.error.class and crm.error.reason headers will say. */
+        const char *cls = error_class_name(res->error_class);
+
+        REQUIRE(res->error_class != ERROR_NONE && res->error_class != ERROR_TRANSIENT &&
+                    strcmp(cls, "unknown") != 0,
+                "dead letter of class %s", cls);
+        REQUIRE(rlen > 0, "dead letter of class %s without a reason", cls);
+        REQUIRE(cap->n == 0, "dead letter (%s: %s) after %zu outputs", cls, res->reason, cap->n);
+        if (res->error_class == ERROR_UNKNOWN_TYPE)
+            REQUIRE(pl->cfg->processing.unknown_type == UNKNOWN_TYPE_DEAD_LETTER && tlen > 0 &&
+                        !registered(res->type),
+                    "unknown_type for \"%s\"", res->type);
+        if (res->error_class == ERROR_OVERSIZE && cap->calls > 0)
+            REQUIRE(cap->refused, "oversize output without a refusal");
+        break;
+    }
+    case OUTCOME_TRANSIENT:
+        REQUIRE(res->error_class == ERROR_TRANSIENT && rlen > 0,
+                "transient result of class %s, reason \"%s\"", error_class_name(res->error_class),
+                res->reason);
+        REQUIRE(cap->refused, "transient without a refused output: %s", res->reason);
+        break;
+    default:
+        REQUIRE(false, "outcome %d", (int)res->outcome);
+    }
+}
+
+static void require_same_outputs(const struct capture *a, const struct capture *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        REQUIRE(a->outputs[i].topic == b->outputs[i].topic &&
+                    a->outputs[i].len == b->outputs[i].len &&
+                    memcmp(a->outputs[i].value, b->outputs[i].value, a->outputs[i].len) == 0 &&
+                    strcmp(a->outputs[i].key, b->outputs[i].key) == 0,
+                "output %zu differs between tries:\n%s\n%s", i, a->outputs[i].value,
+                b->outputs[i].value);
+}
+
+/* Route one value through one pipeline: a try that hits a full queue, then a clean retry. */
+static void route_one(struct pipeline *pl, struct router *router, const char *value, size_t len,
+                      size_t index, struct link_model *model)
+{
+    struct message_meta meta = {.topic = TOPIC,
+                                .partition = (int32_t)index,
+                                .offset = INT64_C(1000) + (int64_t)index,
+                                .key = KEY,
+                                .key_len = sizeof(KEY) - 1,
+                                .timestamp_ms = -1};
+    struct route_result first, again;
+    struct capture a, b;
+
+    /* Refuse the first, second or third output, or none, as the value's hash picks. */
+    capture_init(&a, (size_t)(fnv1a("", value, len) % 4), pl->producer_max);
+    router_route(router, value, len, &meta, &a.emitter, &first);
+    check_result(pl, &first, &a);
+
+    capture_init(&b, 0, pl->producer_max);
+    router_route(router, value, len, &meta, &b.emitter, &again);
+    check_result(pl, &again, &b);
+    REQUIRE(again.outcome != OUTCOME_TRANSIENT, "transient without a refusal: %s", again.reason);
+    if (trace)
+        fprintf(stderr, "%s #%zu: %s %s %s: %s (%zu outputs)\n", pl->name, index,
+                outcome_name(again.outcome), error_class_name(again.error_class), again.type,
+                again.reason, b.n);
+    if (again.outcome == OUTCOME_OK)
+        check_ok(pl, &again, &b, value, len, &meta, model);
+
+    if (first.outcome == OUTCOME_TRANSIENT) {
+        /* A retry finds what the failed try queued, and more. */
+        REQUIRE(a.n <= b.n, "the retry emitted less than the failed try");
+        require_same_outputs(&a, &b, a.n);
+    } else {
+        /* Without a full queue in between, routing is a function of the value and the links. */
+        REQUIRE(first.outcome == again.outcome && first.error_class == again.error_class &&
+                    strcmp(first.reason, again.reason) == 0 && strcmp(first.type, again.type) == 0,
+                "two tries differ: %s/%s \"%s\" then %s/%s \"%s\"", outcome_name(first.outcome),
+                error_class_name(first.error_class), first.reason, outcome_name(again.outcome),
+                error_class_name(again.error_class), again.reason);
+        REQUIRE(a.n == b.n, "two tries emitted %zu and %zu outputs", a.n, b.n);
+        require_same_outputs(&a, &b, a.n);
+    }
+    capture_clear(&a);
+    capture_clear(&b);
+}
+
+static void run_pipeline(struct pipeline *pl, const uint8_t *data, size_t size)
+{
+    struct router_limits limits = {
+        .max_message_bytes = (size_t)pl->cfg->processing.max_message_bytes,
+        .max_nesting_depth = pl->cfg->processing.max_nesting_depth,
+        .unknown_type = pl->cfg->processing.unknown_type,
+    };
+    struct identity_links *links = identity_links_new((size_t)pl->cfg->identity.max_links);
+    struct router *router = router_new(&limits);
+    struct handlers *handlers = links ? handlers_new(pl->cfg, links, pinned_clock) : NULL;
+    struct link_model model = {.n = 0};
+
+    current_pipeline = pl->name;
+    if (router == NULL || handlers == NULL || handlers_register(handlers, router) < 0)
+        abort();
+
+    /* Each value is handed over in a buffer of its own size, as librdkafka hands payloads. */
+    size_t start = 0;
+    for (size_t index = 0; index < MAX_MESSAGES && start <= size; index++) {
+        const uint8_t *sep = memchr(data + start, SEPARATOR, size - start);
+        size_t end = sep ? (size_t)(sep - data) : size;
+        size_t len = end - start;
+        char *value = len > 0 ? copy_bytes(data + start, len) : NULL;
+
+        route_one(pl, router, value, len, index, &model);
+        free(value);
+        if (sep == NULL)
+            break;
+        start = end + 1;
+    }
+
+    handlers_free(handlers);
+    router_free(router);
+    identity_links_free(links);
+}
+
+static struct config *load_tight(void)
+{
+    char path[] = "/tmp/fuzz_pipeline.XXXXXX";
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    int fd = mkstemp(path);
+
+    if (fd < 0 || write(fd, tight_conf, sizeof(tight_conf) - 1) != (ssize_t)sizeof(tight_conf) - 1)
+        abort();
+    close(fd);
+    int rc = config_load(path, &cfg, &errs);
+    unlink(path);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    config_errors_clear(&errs);
+    if (rc < 0)
+        abort();
+    return cfg;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    trace = getenv("FUZZ_PIPELINE_TRACE") != NULL;
+    pipelines[0] = (struct pipeline){.name = "default",
+                                     .cfg = config_new_defaults(),
+                                     .producer_max = PRODUCER_MAX_DEFAULT,
+                                     .evicts = false};
+    pipelines[1] = (struct pipeline){
+        .name = "tight", .cfg = load_tight(), .producer_max = PRODUCER_MAX_TIGHT, .evicts = true};
+    for (size_t i = 0; i < 2; i++) {
+        const struct config *cfg = pipelines[i].cfg;
+
+        /* check_ok() looks for the ticket id in every response text. */
+        if (cfg == NULL || !strstr(cfg->responses.email, "{ticket_id}") ||
+            !strstr(cfg->responses.whatsapp, "{ticket_id}") ||
+            !strstr(cfg->responses.form, "{ticket_id}"))
+            abort();
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    for (size_t i = 0; i < 2; i++)
+        run_pipeline(&pipelines[i], data, size);
+    return 0;
+}
