@@ -73,7 +73,9 @@ struct output {
 
 /*
  * An emitter that keeps copies of what it is given, and can refuse the
- * fail_at-th call (1-based) with fail_rc, as a full producer queue would.
+ * fail_at-th call (1-based) with fail_rc, as a full producer queue would,
+ * and any value longer than max_len (when not 0) with -EMSGSIZE, as the
+ * producer does one larger than message.max.bytes.
  */
 struct capture {
     struct emitter emitter; /* first, so that the emitter's address is the capture's */
@@ -82,6 +84,7 @@ struct capture {
     size_t calls;
     size_t fail_at;
     int fail_rc;
+    size_t max_len;
 };
 
 /* A malloc'd, NUL-terminated copy of len bytes, which must hold no NUL themselves. */
@@ -103,6 +106,8 @@ static int capture_emit(struct emitter *e, enum output_topic topic, const void *
 
     if (++c->calls == c->fail_at)
         return c->fail_rc;
+    if (c->max_len != 0 && len > c->max_len)
+        return -EMSGSIZE;
     ck_assert_uint_lt(c->n, MAX_OUTPUTS);
     c->outputs[c->n++] = (struct output){
         .topic = topic, .key = copy_text(key, key_len), .value = copy_text(value, len)};
@@ -175,9 +180,11 @@ static enum outcome route(struct fixture *f, const char *value)
     memcpy(copy, value, len);
     size_t fail_at = f->capture.fail_at;
     int fail_rc = f->capture.fail_rc;
+    size_t max_len = f->capture.max_len;
     capture_clear(&f->capture);
     f->capture.fail_at = fail_at;
     f->capture.fail_rc = fail_rc;
+    f->capture.max_len = max_len;
     router_route(f->router, copy, len, &meta, &f->capture.emitter, &f->res);
     free(copy);
     return f->res.outcome;
@@ -665,6 +672,55 @@ START_TEST(test_emit_failure)
 }
 END_TEST
 
+/*
+ * A response that outgrows its ticket (a template that repeats the subject)
+ * and is too large for the producer: the message is dead-lettered with
+ * nothing queued, not with its ticket already out. The largest output goes
+ * first, so the producer refuses it before anything else is queued.
+ */
+START_TEST(test_oversize_output)
+{
+    static const char input[] =
+        "{\"type\":\"email_received\",\"message_id\":\"m-2\",\"from\":\"bob@example.org\","
+        "\"subject\":\"The same long subject, written out again and again by the template\"}";
+    struct fixture f;
+
+    setup(&f);
+    const struct handler_stats *stats = handlers_stats(f.handlers);
+    set_template(&f.cfg->responses.email, "{subject} / {subject} / {subject} / {ticket_id}");
+
+    ck_assert_int_eq(route(&f, input), OUTCOME_OK);
+    ck_assert_uint_eq(f.capture.n, 2);
+    ck_assert_int_eq(f.capture.outputs[0].topic, OUTPUT_RESPONSES);
+    ck_assert_int_eq(f.capture.outputs[1].topic, OUTPUT_TICKETS);
+    size_t response_len = strlen(f.capture.outputs[0].value);
+    size_t ticket_len = strlen(f.capture.outputs[1].value);
+    ck_assert_uint_gt(response_len, ticket_len);
+    ck_assert_uint_eq(stats->email, 1);
+
+    /* The ticket would fit, the response would not. */
+    f.capture.max_len = ticket_len;
+    ck_assert_int_eq(route(&f, input), OUTCOME_PERMANENT);
+    ck_assert_int_eq(f.res.error_class, ERROR_OVERSIZE);
+    ck_assert_uint_eq(f.capture.n, 0);
+    ck_assert_uint_eq(f.capture.calls, 1);
+    char want[128];
+    snprintf(want, sizeof(want),
+             "an output of %zu bytes is larger than the producer accepts (message.max.bytes)",
+             response_len);
+    ck_assert_str_eq(f.res.reason, want);
+    ck_assert_uint_eq(stats->email, 1);
+
+    /* With a short template the ticket is the largest, and it goes first as it always did. */
+    set_template(&f.cfg->responses.email, "Your ticket is {ticket_id}.");
+    f.capture.max_len = 0;
+    ck_assert_int_eq(route(&f, input), OUTCOME_OK);
+    ck_assert_int_eq(f.capture.outputs[0].topic, OUTPUT_TICKETS);
+    ck_assert_int_eq(f.capture.outputs[1].topic, OUTPUT_RESPONSES);
+    teardown(&f);
+}
+END_TEST
+
 /* Every placeholder, the {{ }} escapes, fallbacks, and template text that needs escaping. */
 START_TEST(test_templates)
 {
@@ -916,6 +972,7 @@ static Suite *handlers_suite(void)
     tcase_add_test(tc, test_links_disabled);
     tcase_add_loop_test(tc, test_identity_errors, 0, (int)NIDENTITY);
     tcase_add_test(tc, test_emit_failure);
+    tcase_add_test(tc, test_oversize_output);
     tcase_add_test(tc, test_templates);
     tcase_add_test(tc, test_default_templates);
     tcase_add_test(tc, test_source_and_clock);

@@ -49,7 +49,8 @@ struct handlers {
     struct identity_links *links;
     int64_t (*clock_ms)(void);
     struct handler_stats stats;
-    struct jsonbuf buf; /* each output is written here in turn; reused, so rarely grows */
+    /* one per output of a message (ticket, response, identity); reused, so they rarely grow */
+    struct jsonbuf bufs[3];
 };
 
 /*
@@ -73,13 +74,17 @@ struct ticket {
 };
 
 /*
- * Write and emit t's outputs in order: ticket.created, response.requested,
- * then identity.linked when t->link, and after that remember the link. The
- * link is stored only once every output is queued: a message that fails
- * here is retried, and the retry must find the link still missing so that
- * it emits the identity event again. Returns OUTCOME_OK, or
- * OUTCOME_TRANSIENT with res filled (the output could not be queued, or
- * memory ran out).
+ * Write t's outputs, ticket.created, response.requested and, when t->link,
+ * identity.linked; emit the largest of them first and then the others in
+ * that order; after that remember the link. All outputs share one key and
+ * carry no headers, so when the producer takes the largest it takes them
+ * all: one too large for it fails the message before anything is queued,
+ * and the dead letter is the only trace. The link is stored only once
+ * every output is queued: a message that fails here is retried, and the
+ * retry must find the link still missing so that it emits the identity
+ * event again. Returns OUTCOME_OK; OUTCOME_PERMANENT with res filled when
+ * the largest output is too large for the producer; or OUTCOME_TRANSIENT
+ * with res filled (an output could not be queued, or memory ran out).
  */
 enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
                                   const struct message_meta *meta, struct emitter *out,

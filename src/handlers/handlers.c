@@ -33,7 +33,8 @@ struct handlers *handlers_new(const struct config *cfg, struct identity_links *l
     h->cfg = cfg;
     h->links = links;
     h->clock_ms = clock_ms != NULL ? clock_ms : real_clock_ms;
-    jsonbuf_init(&h->buf);
+    for (size_t i = 0; i < sizeof(h->bufs) / sizeof(h->bufs[0]); i++)
+        jsonbuf_init(&h->bufs[i]);
     return h;
 }
 
@@ -68,7 +69,8 @@ struct handlers *handlers_free(struct handlers *h)
 {
     if (h == NULL)
         return NULL;
-    jsonbuf_free(&h->buf);
+    for (size_t i = 0; i < sizeof(h->bufs) / sizeof(h->bufs[0]); i++)
+        jsonbuf_free(&h->bufs[i]);
     free(h);
     return NULL;
 }
@@ -332,20 +334,16 @@ static void write_identity(struct jsonbuf *b, const struct ticket *t,
 }
 
 /* Queue what b holds to `topic`, keyed by the customer, so one customer's events stay in order. */
-static enum outcome emit(struct handlers *h, const struct ticket *t, enum output_topic topic,
+static enum outcome emit(const struct jsonbuf *b, const struct ticket *t, enum output_topic topic,
                          struct emitter *out, struct route_result *res)
 {
-    if (jsonbuf_error(&h->buf) < 0)
-        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "cannot build output: %s",
-                                 strerror(-jsonbuf_error(&h->buf)));
-
-    int rc = out->emit(out, topic, t->customer_id, strlen(t->customer_id), h->buf.data, h->buf.len);
+    int rc = out->emit(out, topic, t->customer_id, strlen(t->customer_id), b->data, b->len);
     /* Too big for the producer: it never will fit, so the input is dead-lettered. */
     if (rc == -EMSGSIZE)
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_OVERSIZE,
                                  "an output of %zu bytes is larger than the producer accepts "
                                  "(message.max.bytes)",
-                                 h->buf.len);
+                                 b->len);
     if (rc < 0)
         return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "cannot queue output: %s",
                                  strerror(-rc));
@@ -356,8 +354,10 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
                                   const struct message_meta *meta, struct emitter *out,
                                   struct route_result *res)
 {
+    static const enum output_topic topics[] = {OUTPUT_TICKETS, OUTPUT_RESPONSES, OUTPUT_IDENTITIES};
     char ticket_id[IDENTITY_ID_LEN + 1];
     char created_at[64];
+    size_t n = t->link ? 3 : 2, largest = 0;
     enum outcome outcome;
 
     identity_ticket_id(t->channel, t->source_id, strlen(t->source_id), ticket_id);
@@ -365,22 +365,35 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
         return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
                                  "cannot format the clock as a UTC time");
 
-    jsonbuf_reset(&h->buf);
-    write_ticket(&h->buf, t, ticket_id, created_at, meta);
-    if ((outcome = emit(h, t, OUTPUT_TICKETS, out, res)) != OUTCOME_OK)
-        return outcome;
+    for (size_t i = 0; i < n; i++)
+        jsonbuf_reset(&h->bufs[i]);
+    write_ticket(&h->bufs[0], t, ticket_id, created_at, meta);
+    write_response(&h->bufs[1], t, ticket_id, meta);
+    if (t->link)
+        write_identity(&h->bufs[2], t, meta);
+    for (size_t i = 0; i < n; i++) {
+        int err = jsonbuf_error(&h->bufs[i]);
 
-    jsonbuf_reset(&h->buf);
-    write_response(&h->buf, t, ticket_id, meta);
-    if ((outcome = emit(h, t, OUTPUT_RESPONSES, out, res)) != OUTCOME_OK)
-        return outcome;
+        if (err < 0)
+            return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                                     "cannot build output: %s", strerror(-err));
+        if (h->bufs[i].len > h->bufs[largest].len)
+            largest = i;
+    }
 
+    /*
+     * Were the ticket queued and the response then refused as too large,
+     * the message would be dead-lettered with its ticket already out.
+     * Whichever output the producer would refuse for its size, it is the
+     * largest, so that one goes first.
+     */
+    if ((outcome = emit(&h->bufs[largest], t, topics[largest], out, res)) != OUTCOME_OK)
+        return outcome;
+    for (size_t i = 0; i < n; i++)
+        if (i != largest && (outcome = emit(&h->bufs[i], t, topics[i], out, res)) != OUTCOME_OK)
+            return outcome;
     if (!t->link)
         return OUTCOME_OK;
-    jsonbuf_reset(&h->buf);
-    write_identity(&h->buf, t, meta);
-    if ((outcome = emit(h, t, OUTPUT_IDENTITIES, out, res)) != OUTCOME_OK)
-        return outcome;
     h->stats.links++;
 
     /*
