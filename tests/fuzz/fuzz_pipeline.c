@@ -373,6 +373,51 @@ static void model_put(struct link_model *m, const char *phone, const char *custo
     snprintf(m->customer[i], sizeof(m->customer[i]), "%s", customer);
 }
 
+/* What a response text must be: the template with each placeholder replaced, written out anew. */
+struct text_values {
+    const char *name, *subject, *ticket_id, *customer_id, *channel;
+};
+
+static char *render(const char *tmpl, const struct text_values *v)
+{
+    const char *names[] = {"{name}", "{subject}", "{ticket_id}", "{customer_id}", "{channel}"};
+    const char *values[] = {v->name && v->name[0] ? v->name : "there",
+                            v->subject && v->subject[0] ? v->subject : "(no subject)", v->ticket_id,
+                            v->customer_id, v->channel};
+    size_t cap = 64, len = 0;
+    char *out = malloc(cap);
+
+    for (const char *p = tmpl; out != NULL && *p != '\0';) {
+        const char *piece = p;
+        size_t n = 1, in = 1;
+
+        if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+            in = 2;
+        } else if (p[0] == '{') {
+            for (size_t i = 0; i < 5; i++)
+                if (strncmp(p, names[i], strlen(names[i])) == 0) {
+                    piece = values[i];
+                    n = strlen(values[i]);
+                    in = strlen(names[i]);
+                    break;
+                }
+        }
+        while (len + n + 1 > cap)
+            cap *= 2;
+        char *grown = realloc(out, cap);
+        if (grown == NULL)
+            break;
+        out = grown;
+        memcpy(out + len, piece, n);
+        len += n;
+        p += in;
+    }
+    if (out == NULL)
+        abort();
+    out[len] = '\0';
+    return out;
+}
+
 /*
  * An OK result: the outputs, their order, keys and every member against
  * the input (parsed again here) and the identity model.
@@ -511,7 +556,13 @@ static void check_ok(const struct pipeline *pl, const struct route_result *res,
     const char *to = output_string(response, "to", false);
     REQUIRE(strcmp(to, email ? email : phone) == 0, "response to \"%s\"", to);
     const char *text = output_string(response, "text", false);
-    REQUIRE(strstr(text, ticket_id) != NULL, "response text \"%s\" lacks %s", text, ticket_id);
+    const char *tmpl = strcmp(channel, "email") == 0      ? pl->cfg->responses.email
+                       : strcmp(channel, "whatsapp") == 0 ? pl->cfg->responses.whatsapp
+                                                          : pl->cfg->responses.form;
+    struct text_values tv = {name, subject, ticket_id, customer, channel};
+    char *rendered = render(tmpl, &tv);
+    REQUIRE(strcmp(text, rendered) == 0, "response text \"%s\", want \"%s\"", text, rendered);
+    free(rendered);
 
     if (identity != NULL) {
         require_copied(identity, "email", email);
@@ -713,15 +764,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                                      .evicts = false};
     pipelines[1] = (struct pipeline){
         .name = "tight", .cfg = load_tight(), .producer_max = PRODUCER_MAX_TIGHT, .evicts = true};
-    for (size_t i = 0; i < 2; i++) {
-        const struct config *cfg = pipelines[i].cfg;
-
-        /* check_ok() looks for the ticket id in every response text. */
-        if (cfg == NULL || !strstr(cfg->responses.email, "{ticket_id}") ||
-            !strstr(cfg->responses.whatsapp, "{ticket_id}") ||
-            !strstr(cfg->responses.form, "{ticket_id}"))
-            abort();
-    }
+    if (pipelines[0].cfg == NULL || pipelines[1].cfg == NULL)
+        abort();
     return 0;
 }
 
