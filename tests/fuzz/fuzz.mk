@@ -9,6 +9,9 @@
 # which links librdkafka to check kafka.properties).
 # It runs on build/fuzz/corpus, seeded from tests/fuzz/corpus, which it never
 # writes; a crash leaves its input in build/fuzz/ and fails the make.
+#
+# To replay one input, with each value's outcome printed:
+#   FUZZ_PIPELINE_TRACE=1 build/fuzz/fuzz_pipeline build/fuzz/crash-<sha1>
 
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
@@ -25,13 +28,18 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O1 $(WAR
 FUZZ_LIBS    := $(shell $(PKG_CONFIG) --libs libcjson libconfig rdkafka) -lcrypt
 
 $(FUZZ_BIN): $(FUZZ_SRCS) $(wildcard src/*.h src/handlers/*.h) tests/fuzz/fuzz.mk
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 && \
+	    test -f "$$($(FUZZ_CC) -print-file-name=libclang_rt.fuzzer-$$(uname -m).a)" || \
+	    { echo "make fuzz needs $(FUZZ_CC) with libFuzzer: apt-get install clang" \
+	        "libclang-rt-14-dev" >&2; exit 1; }
 	@mkdir -p $(FUZZ_O)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS) $(FUZZ_LIBS) $(CFLAGS) $(LDFLAGS)
 
 # Seeds are copied in without overwriting, so the corpus grown by earlier runs is kept.
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(FUZZ_O)/corpus
-	cp -n tests/fuzz/corpus/* $(FUZZ_O)/corpus/
+	@for f in tests/fuzz/corpus/*; do \
+	    test -e $(FUZZ_O)/corpus/$${f##*/} || cp $$f $(FUZZ_O)/corpus/ || exit 1; done
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -timeout=30 \
 	    -dict=tests/fuzz/json.dict -artifact_prefix=$(FUZZ_O)/ -print_final_stats=1 \
 	    $(FUZZ_O)/corpus
