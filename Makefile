@@ -29,7 +29,9 @@ DEB_BUILD := gcc make libc6-dev pkg-config librdkafka-dev libcjson-dev libconfig
              libmicrohttpd-dev libsystemd-dev check
 DEB_TEST  := kcat python3-kafka python3-confluent-kafka prometheus mandoc clang-format curl \
              openssl valgrind
-DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST)
+# make fuzz: clang and libFuzzer's runtime (only recommended by clang, so named here).
+DEB_FUZZ  := clang libclang-rt-14-dev
+DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST) $(DEB_FUZZ)
 
 PKGS      := rdkafka libcjson libconfig libmicrohttpd libsystemd
 HAVE_DEPS := $(shell command -v $(CC) >/dev/null 2>&1 && \
