@@ -105,6 +105,13 @@ struct consumer {
     bool closed;       /* rd_kafka_consumer_close finished */
     int64_t deadline;  /* for work done from rebalance callbacks while closing */
     double max_poll_s; /* max.poll.interval.ms: a handler that long has cost us the group */
+    struct {
+        rd_kafka_resp_err_t err;
+        const rd_kafka_topic_t *rkt; /* compared only, never used */
+        int32_t partition;
+        int64_t offset;
+        uint64_t repeats;
+    } last_error; /* the last consume error logged, to log a repeating one once */
     struct consumer_stats stats;
 };
 
@@ -830,16 +837,32 @@ static void consume_error(struct consumer *c, rd_kafka_message_t *m)
                   m->rkt ? rd_kafka_topic_name(m->rkt) : "(unknown)");
         return;
     }
-    if (m->rkt)
-        log_warnx("consume %s [%" PRId32 "]: %s", rd_kafka_topic_name(m->rkt), m->partition,
-                  rd_kafka_message_errstr(m));
-    else
-        log_warnx("consume: %s", rd_kafka_message_errstr(m));
+    telemetry_consume_error(c->tm);
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
         c->fatal = true;
+    /*
+     * The same error at the same place comes back at every fetch (a batch
+     * librdkafka cannot decompress, say): log it once, then every 1000th time.
+     */
+    if (m->err == c->last_error.err && m->partition == c->last_error.partition &&
+        m->offset == c->last_error.offset && m->rkt == c->last_error.rkt) {
+        if (++c->last_error.repeats % 1000)
+            return;
+    } else {
+        c->last_error.err = m->err;
+        c->last_error.partition = m->partition;
+        c->last_error.offset = m->offset;
+        c->last_error.rkt = m->rkt;
+        c->last_error.repeats = 0;
+    }
+    if (m->rkt)
+        log_warnx("consume %s [%" PRId32 "] offset %" PRId64 ": %s%s", rd_kafka_topic_name(m->rkt),
+                  m->partition, m->offset, rd_kafka_message_errstr(m),
+                  c->last_error.repeats ? " (again, 1000 times)" : "");
+    else
+        log_warnx("consume: %s", rd_kafka_message_errstr(m));
 }
 
-/* Whether the operator set a librdkafka property. */
 struct consumer *consumer_new(const struct config *cfg, struct router *router, struct telemetry *tm,
                               char *err, size_t errlen)
 {

@@ -44,7 +44,7 @@ struct telemetry {
     struct metric **consumed; /* [topic][status] */
     struct metric *latency;
     struct metric *dead[ERROR_TRANSIENT + 1];
-    struct metric *retries, *breaker_opens;
+    struct metric *retries, *breaker_opens, *consume_errors;
     struct metric *outputs[OUTPUT_TOPICS][2]; /* [topic][ok] */
     struct metric *commits[2];                /* [ok] */
     struct metric *rebalances[REBALANCE_KINDS];
@@ -172,6 +172,10 @@ static bool register_all(struct telemetry *t)
                                "Messages handled whose outputs are not all acknowledged.")) != NULL;
     ok &= (t->breaker = single(m, METRIC_GAUGE, "crm_consumer_circuit_breaker_state",
                                "Circuit breaker: 0 closed, 1 open, 2 half-open.")) != NULL;
+    ok &= (t->consume_errors =
+               single(m, METRIC_COUNTER, "crm_consumer_consume_errors_total",
+                      "Errors the consumer returned instead of a message (such as a batch that "
+                      "cannot be decompressed).")) != NULL;
     ok &= (t->breaker_opens =
                single(m, METRIC_COUNTER, "crm_consumer_circuit_breaker_opens_total",
                       "Times the circuit breaker opened and paused every partition.")) != NULL;
@@ -253,6 +257,11 @@ void telemetry_dead_letter(struct telemetry *t, enum error_class cls)
 void telemetry_retry(struct telemetry *t)
 {
     metric_add(t->retries, 1);
+}
+
+void telemetry_consume_error(struct telemetry *t)
+{
+    metric_add(t->consume_errors, 1);
 }
 
 void telemetry_breaker(struct telemetry *t, enum breaker_state state)

@@ -54,6 +54,9 @@ void telemetry_handling(struct telemetry *t, bool busy);
 /* A dead letter of class cls was queued. */
 void telemetry_dead_letter(struct telemetry *t, enum error_class cls);
 
+/* The consumer reported an error instead of a message. */
+void telemetry_consume_error(struct telemetry *t);
+
 /* A partition was rewound for a retry. */
 void telemetry_retry(struct telemetry *t);
 
