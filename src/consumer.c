@@ -23,6 +23,9 @@
 /* How long one seek may take before the retry falls back to trying again later. */
 #define SEEK_TIMEOUT_MS 5000
 
+/* How long sending a refused message's outputs alone may wait for the queue to drain. */
+#define PROBE_FLUSH_MS 10000
+
 /* Tokens are allocated this many at a time and recycled: no allocation per message. */
 #define TOKEN_CHUNK 1024
 
@@ -69,7 +72,8 @@ struct part {
     int attempts; /* consecutive failures of the message at attempt_offset */
     int64_t attempt_offset;
     int64_t retry_at;   /* offset to seek back to before resuming, -1 if none pending */
-    int64_t refused_at; /* a message whose output the broker refused: dead-letter it, or -1 */
+    int64_t refused_at; /* a message whose output the broker refused, or -1 */
+    bool refused_alone; /* ... and refused again when sent alone: dead-letter it */
     int refused_shrink; /* what to leave out of its dead letter (see dead_letter()) */
     rd_kafka_resp_err_t refused_err;
     int64_t resume_at; /* monotonic milliseconds; 0 while waiting for the window to drain */
@@ -448,9 +452,20 @@ static void rewind_to(struct consumer *c, struct part *p, struct token *t)
     if (err)
         telemetry_message(c->tm, p->topic_index, MESSAGE_ERROR, 0);
     if (t->refused) {
-        /* No retry can make it fit: when the message comes again, it becomes a dead letter. */
-        p->refused_shrink = !t->dead_letter ? 0 : t->shrink < 2 ? t->shrink + 1 : 2;
-        p->refused_at = offset;
+        /*
+         * The broker refuses a whole batch, and other messages' outputs may
+         * have made it too big: first send this message's outputs alone. If
+         * those are refused too, no retry can make them fit: when the message
+         * comes again, it becomes a (smaller and smaller) dead letter.
+         */
+        if (p->refused_at == offset) {
+            p->refused_alone = true;
+            p->refused_shrink = !t->dead_letter ? 0 : t->shrink < 2 ? t->shrink + 1 : 2;
+        } else {
+            p->refused_at = offset;
+            p->refused_alone = false;
+            p->refused_shrink = 0;
+        }
         p->refused_err = err;
     }
     orphan_from(c, p, t); /* t may be recycled from here on */
@@ -570,6 +585,10 @@ static void advance(struct consumer *c, struct part *p)
         p->next = t->offset + 1;
         if (t->offset == p->attempt_offset)
             p->attempts = 0; /* it went through at last */
+        if (t->offset == p->refused_at) {
+            p->refused_at = -1;
+            p->refused_alone = false;
+        }
         c->stats.in_flight--;
         breaker_report(c, t, true);
         token_put(c, t);
@@ -1159,6 +1178,7 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
     struct timespec start, end;
     enum message_status status;
     double seconds;
+    bool probe;
     struct token *t;
 
     if (!p) {
@@ -1200,8 +1220,8 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
     meta.key_len = m->key_len;
     meta.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
     clock_gettime(CLOCK_MONOTONIC, &start);
-    if (m->offset == p->refused_at) {
-        /* The broker refused an output of this message earlier: do not route it again. */
+    if (m->offset == p->refused_at && p->refused_alone) {
+        /* The broker refused its outputs even alone: do not route it again. */
         res.outcome = OUTCOME_PERMANENT;
         res.error_class = ERROR_OVERSIZE;
         res.type[0] = '\0';
@@ -1209,8 +1229,6 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
                  p->refused_shrink ? "its dead letter" : "an output",
                  rd_kafka_err2str(p->refused_err));
         dead_letter(c, p, m, &res, t, p->refused_shrink);
-        p->refused_at = -1;
-        p->refused_shrink = 0;
         c->stats.messages++;
         clock_gettime(CLOCK_MONOTONIC, &end);
         telemetry_message(c->tm, p->topic_index, t->failed ? MESSAGE_FAILURE : MESSAGE_DEAD_LETTER,
@@ -1218,6 +1236,11 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
                               (end.tv_nsec - start.tv_nsec) / 1e9);
         return true;
     }
+    /* Outputs refused in a batch: deliver what is queued, so these go in a batch of their own. */
+    probe = m->offset == p->refused_at && !c->cfg->dry_run;
+    if (probe && publisher_flush(c->pub, PROBE_FLUSH_MS) < 0)
+        log_warnx("%s [%" PRId32 "] offset %" PRId64 ": outputs still queued; sending anyway",
+                  topic, m->partition, m->offset);
     telemetry_handling(c->tm, true);
     router_route(c->router, m->payload, m->len, &meta, &c->emitter, &res);
     telemetry_handling(c->tm, false);
@@ -1249,6 +1272,8 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
             breaker_report(c, t, false);
         break;
     }
+    if (probe)
+        publisher_flush(c->pub, PROBE_FLUSH_MS); /* nothing of the next message joins them */
     clock_gettime(CLOCK_MONOTONIC, &end);
     seconds = (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
     telemetry_message(c->tm, p->topic_index, status, seconds);

@@ -896,11 +896,12 @@ static void check_refused(const rd_kafka_message_t *m, void *arg)
 }
 
 /*
- * The broker refuses a Produce request as too large: no retry can cure that,
- * so the first message whose output it refused becomes a dead letter instead
- * of stalling its partition; the rest are redone and go through.
+ * The broker refuses `errors` Produce requests as too large. The first
+ * message whose outputs were refused is sent again alone (the batch may have
+ * been too big, not its outputs); refused again, it becomes a dead letter
+ * instead of stalling its partition. The rest are redone and go through.
  */
-START_TEST(refused_output_is_dead_lettered)
+static void refused_case(int errors, uint64_t dead)
 {
     const int n = 20;
     int64_t done[1];
@@ -910,31 +911,49 @@ START_TEST(refused_output_is_dead_lettered)
 
     cluster_up(1);
     produce_events(n, 1);
-    rd_kafka_mock_push_request_errors(mock, 0 /* Produce */, 1,
-                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    rd_kafka_mock_push_request_errors(mock, 0 /* Produce */, (size_t)errors,
+                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,  /* the batch */
+                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE); /* alone */
     cfg = test_config("refused", NULL);
     r = test_router(NULL);
     c = start(cfg, r);
     {
         int64_t deadline = now_ms() + TIMEOUT_MS;
 
-        /* Offset 0 was routed once (its outputs refused), then dead-lettered. */
-        while (consumer_stats(c)->dead_letters < 1 || distinct < (size_t)n ||
-               consumer_stats(c)->in_flight > 0) {
+        const int64_t all[1] = {n};
+
+        /* Offset 0 was routed (its outputs refused), then dead-lettered or sent alone. */
+        for (int turn = 0;; turn++) {
             ck_assert_int_ge(consumer_poll(c), 0);
             ck_assert_msg(now_ms() < deadline, "only %zu of %d handled", distinct, n);
+            if (turn % 5 == 0 && consumer_stats(c)->retries >= 1 &&
+                committed_is(consumer_handle(c), 1, all))
+                break;
         }
     }
     ck_assert_int_eq(consumer_close(c), 0);
-    ck_assert_uint_eq(consumer_stats(c)->dead_letters, 1);
+    ck_assert_uint_eq(consumer_stats(c)->dead_letters, dead);
     ck_assert_uint_eq(consumer_stats(c)->breaker_opens, 0);
     consumer_free(c);
-    ck_assert_int_eq(read_topic("crm.inbound.dlq", 2, check_refused, NULL), 1);
+    ck_assert_int_eq(read_topic("crm.inbound.dlq", 2, check_refused, NULL), (int)dead);
+    if (!dead)
+        ck_assert(seen[0].hit[0]);
     committed("refused", 1, done);
     ck_assert_int_eq(done[0], n);
     router_free(r);
     config_free(cfg);
     cluster_down();
+}
+
+START_TEST(refused_output_is_dead_lettered)
+{
+    refused_case(2, 1);
+}
+END_TEST
+
+START_TEST(refused_batch_is_sent_again_alone)
+{
+    refused_case(1, 0);
 }
 END_TEST
 
@@ -1183,6 +1202,7 @@ static Suite *consumer_suite(void)
     add_case(s, "circuit_breaker", circuit_breaker_pauses_and_skips_nothing);
     add_case(s, "queue_full", full_producer_queue_pauses_without_loss);
     add_case(s, "refused_output", refused_output_is_dead_lettered);
+    add_case(s, "refused_batch", refused_batch_is_sent_again_alone);
     add_case(s, "breaker_rebalance", breaker_pause_survives_rebalance);
     add_case(s, "close_without_brokers", close_without_brokers_is_bounded);
     return s;

@@ -946,10 +946,10 @@ START_TEST(produce_ambiguous_write)
 END_TEST
 
 /*
- * A broker that refuses an output as too large refuses it for ever: the
- * input goes to the dead-letter topic (class oversize) instead of being
- * retried without end. The partition is rewound to it first, so the inputs
- * after it whose outputs had gone through are handled again.
+ * A broker refuses a batch as too large once: the batch may have been too
+ * big, not one input's outputs, so the first input of it is sent again alone,
+ * goes through, and nothing becomes a dead letter. The partition is rewound
+ * to it first, so the inputs after it are handled again.
  */
 START_TEST(produce_msg_size_too_large)
 {
@@ -957,6 +957,28 @@ START_TEST(produce_msg_size_too_large)
                       .broker = OUT_LEADER,
                       .err = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
                       .count = 1,
+                      .redo = true};
+    struct run run;
+
+    run_case(&f, &run);
+    ck_assert_int_eq(run.dead, 0);
+    ck_assert_double_eq(consumed(&run, "dead_letter"), 0);
+    ck_assert_double_ge(consumed(&run, "error"), 1);
+    run_end(&run);
+}
+END_TEST
+
+/*
+ * A broker that refuses outputs as too large again and again, also when an
+ * input's outputs are sent alone: that input goes to the dead-letter topic
+ * (class oversize) instead of being retried without end.
+ */
+START_TEST(produce_msg_size_too_large_alone)
+{
+    struct fault f = {.apikey = 0,
+                      .broker = OUT_LEADER,
+                      .err = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+                      .count = 4,
                       .dlq_class = "oversize",
                       .redo = true};
     struct run run;
@@ -999,6 +1021,7 @@ static Suite *faults_suite(void)
     add_case(s, "produce_failures_open_breaker", produce_failures_open_breaker);
     add_case(s, "produce_ambiguous_write", produce_ambiguous_write);
     add_case(s, "produce_msg_size_too_large", produce_msg_size_too_large);
+    add_case(s, "produce_msg_size_too_large_alone", produce_msg_size_too_large_alone);
     return s;
 }
 
