@@ -35,11 +35,12 @@ wait_for() {
     done
 }
 
-# A mock cluster in its own process with the input and output topics, 4 partitions each.
-# Fault commands for it (see tests/mock_cluster.c) go to file descriptor 3: echo "down 1" >&3.
+# start_mock [PARTITIONS]: a mock cluster in its own process with the input and output topics,
+# PARTITIONS (4) each. Fault commands for it (see tests/mock_cluster.c) go to file descriptor
+# 3: echo "down 1" >&3.
 start_mock() {
     mkfifo "$tmp/mock.in"
-    "$mock" -p 4 crm.inbound crm.tickets crm.responses crm.identities crm.inbound.dlq \
+    "$mock" -p "${1:-4}" crm.inbound crm.tickets crm.responses crm.identities crm.inbound.dlq \
         < "$tmp/mock.in" > "$tmp/mock.out" 2> "$tmp/mock.err" &
     mpid=$!
     exec 3> "$tmp/mock.in"
