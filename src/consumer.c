@@ -23,6 +23,9 @@
 /* How long one seek may take before the retry falls back to trying again later. */
 #define SEEK_TIMEOUT_MS 5000
 
+/* How long the loop may take no messages, waiting for acknowledgements, before it pauses. */
+#define FLOW_HOLD_MS 1000
+
 /* How long sending a refused message's outputs alone may wait for the queue to drain. */
 #define PROBE_FLUSH_MS 10000
 
@@ -98,9 +101,10 @@ struct consumer {
     size_t last; /* index of the last partition looked up: messages come in runs */
     struct token *free_tokens;
     struct token_chunk *chunks;
-    bool flow_paused; /* every partition paused: too many messages in flight */
-    bool queue_full;  /* the producer refused an output: wait for its queue to drain */
-    int queue_resume; /* producer queue length at which a queue-full pause ends */
+    bool flow_paused;   /* every partition paused: too many messages in flight for too long */
+    int64_t flow_since; /* when the loop stopped taking messages for that reason, or 0 */
+    bool queue_full;    /* the producer refused an output: wait for its queue to drain */
+    int queue_resume;   /* producer queue length at which a queue-full pause ends */
     struct breaker breaker;
     bool breaker_hold; /* every partition paused by the breaker: open, or its trial is done */
     uint32_t trial;    /* counts half-open trials: tokens of earlier ones do not decide */
@@ -995,34 +999,54 @@ static void resume_due(struct consumer *c)
 }
 
 /*
- * Bound the messages in flight (handled, outputs not yet acknowledged): at
- * processing.max_in_flight every partition is paused until half of them are
- * done. Nothing is dropped: paused partitions resume from where they were.
+ * Bound the messages in flight (handled, outputs not yet acknowledged). At
+ * processing.max_in_flight, or when the producer's queue is full, the loop
+ * takes no messages and waits for acknowledgements (librdkafka goes on
+ * prefetching, within queued.max.messages.kbytes). Should that last longer
+ * than FLOW_HOLD_MS, every partition is paused, so that the loop can serve
+ * the group again without taking messages, until half of them are done.
+ * Pausing is not the first resort: a resumed partition can wait about a
+ * second for its next fetch. Nothing is dropped either way. Returns true
+ * when the loop must take no messages this turn.
  */
-static void flow_control(struct consumer *c)
+static bool flow_control(struct consumer *c)
 {
     uint64_t max = (uint64_t)c->cfg->processing.max_in_flight;
-    bool pause;
+    bool queue_ok = !c->queue_full || publisher_in_flight(c->pub) <= c->queue_resume;
+    int64_t now = now_ms();
 
-    if (!c->flow_paused && (c->stats.in_flight >= max || c->queue_full))
-        pause = true;
-    else if (c->flow_paused && c->stats.in_flight <= max / 2 &&
-             (!c->queue_full || publisher_in_flight(c->pub) <= c->queue_resume))
-        pause = false;
-    else
-        return;
-    c->flow_paused = pause;
-    if (!pause)
+    if (c->flow_paused) {
+        if (c->stats.in_flight > max / 2 || !queue_ok)
+            return true;
+        c->flow_paused = false;
         c->queue_full = false;
-    sync_pause_all(c);
-    if (pause) {
-        c->stats.flow_pauses++;
+        c->flow_since = 0;
+        sync_pause_all(c);
+        return false;
+    }
+    if (c->flow_since) {
+        if (c->stats.in_flight < max && queue_ok) {
+            c->queue_full = false;
+            c->flow_since = 0;
+            return false;
+        }
+        if (now - c->flow_since < FLOW_HOLD_MS)
+            return true;
+        c->flow_paused = true;
+        c->stats.flow_stalls++;
+        sync_pause_all(c);
         if (c->queue_full)
-            log_info("the producer queue is full; pausing consumption until it drains");
+            log_info("the producer queue stays full; pausing consumption until it drains");
         else
             log_info("%" PRIu64 " messages wait for their outputs; pausing consumption",
                      c->stats.in_flight);
+        return true;
     }
+    if (c->stats.in_flight < max && !c->queue_full)
+        return false;
+    c->flow_since = now;
+    c->stats.flow_pauses++;
+    return true;
 }
 
 static void iso8601_now(char *buf, size_t len)
@@ -1301,11 +1325,11 @@ int consumer_poll(struct consumer *c)
     if (breaker_tick(&c->breaker, now_ms()))
         breaker_trial(c);
     resume_due(c);
-    flow_control(c);
-    if (c->flow_paused) {
-        /* Wait for acknowledgements instead; still serve the group (timeout 0). */
+    if (flow_control(c)) {
+        /* Wait for acknowledgements instead; once paused, serve the group too (timeout 0). */
         publisher_poll(c->pub, c->cfg->processing.batch_timeout_ms);
-        fill_batch(c, 0);
+        if (c->flow_paused)
+            fill_batch(c, 0);
     } else {
         fill_batch(c, c->cfg->processing.batch_timeout_ms);
     }

@@ -992,6 +992,45 @@ START_TEST(flow_control_pauses_without_loss)
 END_TEST
 
 /*
+ * Acknowledgements take 1.5 s (the outputs' leader is slow): waiting for them
+ * at processing.max_in_flight outlasts the loop's patience, so every
+ * partition is paused, then resumed once they come; nothing lost or repeated.
+ */
+START_TEST(slow_acknowledgements_pause_partitions)
+{
+    const int parts = 2, n = 100;
+    int64_t zero[2] = {0}, hi[2], done[2];
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+
+    cluster_up(parts);
+    produce_events(n, parts);
+    for (int p = 0; p < 4; p++)
+        rd_kafka_mock_partition_set_leader(mock, "crm.tickets", p, 3);
+    rd_kafka_mock_broker_set_rtt(mock, 3, 1500);
+    cfg = test_config("slow_acks", NULL);
+    cfg->processing.batch_size = 10;
+    cfg->processing.max_in_flight = 20;
+    r = test_router(NULL);
+    c = start(cfg, r);
+    poll_until(c, (uint64_t)n);
+    ck_assert_int_eq(consumer_close(c), 0);
+    ck_assert_uint_gt(consumer_stats(c)->flow_stalls, 0);
+    consumer_free(c);
+    for (int p = 0; p < parts; p++)
+        hi[p] = high_watermark(p);
+    assert_contiguous(parts, zero, hi);
+    committed("slow_acks", parts, done);
+    for (int p = 0; p < parts; p++)
+        ck_assert_int_eq(done[p], hi[p]);
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
+/*
  * One message fails again and again: after failure_threshold failures in a
  * row the breaker opens and nothing at all is handled while it is open; its
  * trial fails once more (it re-opens), the next succeeds and closes it; in
@@ -1199,6 +1238,7 @@ static Suite *consumer_suite(void)
     add_case(s, "failed_outputs", failed_outputs_are_redone);
     add_case(s, "oversize_output", oversize_output_is_dead_lettered);
     add_case(s, "flow_control", flow_control_pauses_without_loss);
+    add_case(s, "slow_acks", slow_acknowledgements_pause_partitions);
     add_case(s, "circuit_breaker", circuit_breaker_pauses_and_skips_nothing);
     add_case(s, "queue_full", full_producer_queue_pauses_without_loss);
     add_case(s, "refused_output", refused_output_is_dead_lettered);
