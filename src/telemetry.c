@@ -395,7 +395,7 @@ static void stats_lag(struct telemetry *t, const cJSON *root)
     const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics"), *topic;
     struct seen seen = {0};
     int64_t total = 0;
-    bool known = false;
+    bool known = false, all_known = true;
 
     cJSON_ArrayForEach(topic, topics)
     {
@@ -411,9 +411,13 @@ static void stats_lag(struct telemetry *t, const cJSON *root)
             struct metric *g;
 
             /* -1 is librdkafka's internal unassigned partition; only ours count. */
-            if (!cJSON_IsNumber(id) || id->valuedouble < 0 || !cJSON_IsTrue(desired) ||
-                !cJSON_IsNumber(lag) || lag->valuedouble < 0)
+            if (!cJSON_IsNumber(id) || id->valuedouble < 0 || !cJSON_IsTrue(desired))
                 continue;
+            /* Ours, but its lag is unknown for now (every broker gone, say): keep the last. */
+            if (!cJSON_IsNumber(lag) || lag->valuedouble < 0) {
+                all_known = false;
+                continue;
+            }
             snprintf(pid, sizeof(pid), "%d", (int)id->valuedouble);
             v[0] = topic->string;
             v[1] = pid;
@@ -426,9 +430,11 @@ static void stats_lag(struct telemetry *t, const cJSON *root)
             known = true;
         }
     }
-    metrics_retain(t->lag, seen.list, seen.n);
+    /* Series of partitions no longer ours go once every partition's lag is known again. */
+    if (all_known)
+        metrics_retain(t->lag, seen.list, seen.n);
     free(seen.list);
-    atomic_store(&t->total_lag, known ? total : -1);
+    atomic_store(&t->total_lag, known && all_known ? total : -1);
 }
 
 void telemetry_stats(struct telemetry *t, const char *json, size_t len)
