@@ -113,6 +113,8 @@ struct consumer {
     bool closed;       /* rd_kafka_consumer_close finished */
     int64_t deadline;  /* for work done from rebalance callbacks while closing */
     double max_poll_s; /* max.poll.interval.ms: a handler that long has cost us the group */
+    rd_kafka_resp_err_t commit_err; /* the last automatic commit's error, to log a run once */
+    uint64_t commit_failures;       /* automatic commits failed in a row */
     struct {
         rd_kafka_resp_err_t err;
         const rd_kafka_topic_t *rkt; /* compared only, never used */
@@ -813,10 +815,21 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err) {
         c->stats.commits_failed++;
         telemetry_commit(c->tm, false);
-        log_warnx("automatic offset commit: %s", rd_kafka_err2str(err));
+        /* One line per kind of failure in a row, not one per auto.commit.interval.ms. */
+        if (err != c->commit_err)
+            log_warnx("automatic offset commit: %s", rd_kafka_err2str(err));
+        else
+            log_debug("automatic offset commit: %s", rd_kafka_err2str(err));
+        c->commit_err = err;
+        c->commit_failures++;
     } else {
         c->stats.commits_ok++;
         telemetry_commit(c->tm, true);
+        if (c->commit_failures > 1)
+            log_notice("automatic offset commits succeed again, after %" PRIu64 " failures",
+                       c->commit_failures);
+        c->commit_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        c->commit_failures = 0;
     }
 }
 
