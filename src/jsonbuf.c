@@ -3,7 +3,7 @@
 #include "jsonbuf.h"
 
 #include <errno.h>
-#include <inttypes.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -77,10 +77,13 @@ static int reserve(struct jsonbuf *b, size_t more)
 
 int jsonbuf_append(struct jsonbuf *b, const void *data, size_t len)
 {
-    int rc = reserve(b, len);
+    /* The common case, room to spare, needs none of reserve()'s checks. */
+    if (b->err != 0 || len >= b->cap - b->len) {
+        int rc = reserve(b, len);
 
-    if (rc < 0)
-        return rc;
+        if (rc < 0)
+            return rc;
+    }
     /* memcpy from NULL is undefined even for 0 bytes. */
     if (len > 0)
         memcpy(b->data + b->len, data, len);
@@ -100,6 +103,40 @@ static bool needs_escape(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
+#define ONES  UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/*
+ * Whether none of the 8 bytes in w needs escaping, tested on all of them at
+ * once: (x - 0x01..) & ~x & 0x80.. is non-zero exactly when some byte of x
+ * is zero, and likewise with 0x20 for some byte below 0x20. The byte order
+ * does not matter, since only "any" is asked.
+ */
+static bool word_clean(uint64_t w)
+{
+    uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
+    uint64_t hits =
+        ((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash);
+
+    return (hits & HIGHS) == 0;
+}
+
+/* How many bytes at the start of s[0..len) need no escaping. */
+static size_t clean_run(const char *s, size_t len)
+{
+    size_t i = 0;
+    uint64_t w;
+
+    for (; len - i >= sizeof(w); i += sizeof(w)) {
+        memcpy(&w, s + i, sizeof(w));
+        if (!word_clean(w))
+            break;
+    }
+    while (i < len && !needs_escape((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
 int jsonbuf_append_escaped(struct jsonbuf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -111,10 +148,8 @@ int jsonbuf_append_escaped(struct jsonbuf *b, const char *s, size_t len)
      * carries as they are.
      */
     while (i < len) {
-        size_t run = i;
+        size_t run = i + clean_run(s + i, len - i);
 
-        while (run < len && !needs_escape((unsigned char)s[run]))
-            run++;
         if (run > i) {
             int rc = jsonbuf_append(b, s + i, run - i);
 
@@ -183,10 +218,17 @@ int jsonbuf_append_cstring(struct jsonbuf *b, const char *s)
 
 int jsonbuf_append_int64(struct jsonbuf *b, int64_t v)
 {
-    char digits[24];
-    int n = snprintf(digits, sizeof(digits), "%" PRId64, v);
+    /* What "%" PRId64 prints, without the cost of printf on every number of every output. */
+    char digits[24], *end = digits + sizeof(digits), *p = end;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
-    return jsonbuf_append(b, digits, (size_t)n);
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    return jsonbuf_append(b, p, (size_t)(end - p));
 }
 
 int jsonbuf_append_double(struct jsonbuf *b, double v)

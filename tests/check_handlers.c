@@ -876,6 +876,42 @@ START_TEST(test_jsonbuf_escape)
 }
 END_TEST
 
+/*
+ * Escaping looks at eight bytes at a time: put every byte value at every
+ * position of a 19-byte text (two words and a tail) and compare with the
+ * escaping of one byte alone, so no lane of the word test is left unchecked.
+ */
+START_TEST(test_jsonbuf_escape_every_position)
+{
+    struct jsonbuf b, one;
+    char text[19], want[128];
+
+    jsonbuf_init(&b);
+    jsonbuf_init(&one);
+    for (int c = 1; c < 0x80; c++) {
+        char ch = (char)c;
+
+        jsonbuf_reset(&one);
+        ck_assert_int_eq(jsonbuf_append_escaped(&one, &ch, 1), 0);
+        for (size_t at = 0; at < sizeof(text); at++) {
+            memset(text, 'a', sizeof(text));
+            text[at] = ch;
+            snprintf(want, sizeof(want), "%.*s%s%.*s", (int)at, text, one.data,
+                     (int)(sizeof(text) - at - 1), text + at + 1);
+            jsonbuf_reset(&b);
+            ck_assert_int_eq(jsonbuf_append_escaped(&b, text, sizeof(text)), 0);
+            ck_assert_str_eq(b.data, want);
+        }
+    }
+    /* Bytes of UTF-8 sequences (>= 0x80) pass as they are, next to a quote or not. */
+    jsonbuf_reset(&b);
+    ck_assert_int_eq(jsonbuf_append_escaped(&b, "\xc3\xa9\"\xe2\x82\xac\\\xf0\x9f\x98\x80", 11), 0);
+    ck_assert_str_eq(b.data, "\xc3\xa9\\\"\xe2\x82\xac\\\\\xf0\x9f\x98\x80");
+    jsonbuf_free(&one);
+    jsonbuf_free(&b);
+}
+END_TEST
+
 START_TEST(test_jsonbuf_numbers)
 {
     static const struct {
@@ -979,6 +1015,7 @@ static Suite *handlers_suite(void)
     suite_add_tcase(s, tc);
 
     tcase_add_test(tj, test_jsonbuf_escape);
+    tcase_add_test(tj, test_jsonbuf_escape_every_position);
     tcase_add_test(tj, test_jsonbuf_numbers);
     tcase_add_test(tj, test_jsonbuf_reuse);
     suite_add_tcase(s, tj);
