@@ -824,6 +824,69 @@ START_TEST(test_source_and_clock)
 }
 END_TEST
 
+/* A clock that reads from a script, one value a call. */
+static const int64_t *script_ms;
+static int64_t scripted_clock(void)
+{
+    return *script_ms++;
+}
+
+/*
+ * created_at for a run of clock readings that stay within a second, move to
+ * the next, go back and cross 1970: the text of a second is reused only while
+ * the clock stays in that second.
+ */
+START_TEST(test_created_at_sequence)
+{
+    static const struct {
+        int64_t ms;
+        const char *text;
+    } steps[] = {
+        {INT64_C(1795867200123), "2026-11-28T12:00:00.123Z"},
+        {INT64_C(1795867200999), "2026-11-28T12:00:00.999Z"},
+        {INT64_C(1795867201000), "2026-11-28T12:00:01.000Z"},
+        {INT64_C(1795867200007), "2026-11-28T12:00:00.007Z"},
+        {INT64_C(1795867260050), "2026-11-28T12:01:00.050Z"},
+        {0, "1970-01-01T00:00:00.000Z"},
+        {-1, "1969-12-31T23:59:59.999Z"},
+        {INT64_C(-1000), "1969-12-31T23:59:59.000Z"},
+        {INT64_C(1795867260050), "2026-11-28T12:01:00.050Z"},
+    };
+    int64_t clock[sizeof(steps) / sizeof(steps[0])];
+    struct config *cfg = config_new_defaults();
+    struct handlers *h;
+    struct router *r;
+    struct router_limits limits = {.max_message_bytes = 4096, .max_nesting_depth = 8};
+    struct capture cap = {0};
+    struct route_result res;
+    const char *msg =
+        "{\"type\":\"email_received\",\"message_id\":\"m-1\",\"from\":\"a@example.org\"}";
+    char want[64];
+
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+        clock[i] = steps[i].ms;
+    script_ms = clock;
+    ck_assert_ptr_nonnull(cfg);
+    h = handlers_new(cfg, NULL, scripted_clock);
+    r = router_new(&limits);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(handlers_register(h, r), 0);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        capture_clear(&cap);
+        router_route(r, msg, strlen(msg), NULL, &cap.emitter, &res);
+        ck_assert_int_eq(res.outcome, OUTCOME_OK);
+        snprintf(want, sizeof(want), "\"created_at\":\"%s\"", steps[i].text);
+        ck_assert_ptr_nonnull(strstr(cap.outputs[0].value, want));
+    }
+    ck_assert_ptr_eq(script_ms, clock + sizeof(steps) / sizeof(steps[0]));
+    capture_clear(&cap);
+    router_free(r);
+    handlers_free(h);
+    config_free(cfg);
+}
+END_TEST
+
 /* jsonbuf on its own: escaping of every byte class, numbers, reuse and sticky errors. */
 START_TEST(test_jsonbuf_escape)
 {
@@ -1012,6 +1075,7 @@ static Suite *handlers_suite(void)
     tcase_add_test(tc, test_templates);
     tcase_add_test(tc, test_default_templates);
     tcase_add_test(tc, test_source_and_clock);
+    tcase_add_test(tc, test_created_at_sequence);
     suite_add_tcase(s, tc);
 
     tcase_add_test(tj, test_jsonbuf_escape);

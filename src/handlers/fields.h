@@ -34,6 +34,9 @@ struct field_spec {
 enum outcome fields_check(const cJSON *obj, const char *prefix, const struct field_spec *specs,
                           size_t nspecs, struct route_result *res);
 
+/* The first member of obj named exactly `name` (null values too), or NULL; obj may be NULL. */
+const cJSON *fields_member(const cJSON *obj, const char *name);
+
 /* Whether obj has the member `name` with a value other than null. */
 bool fields_present(const cJSON *obj, const char *name);
 
@@ -51,6 +54,9 @@ struct handlers {
     struct handler_stats stats;
     /* one per output of a message (ticket, response, identity); reused, so they rarely grow */
     struct jsonbuf bufs[3];
+    int64_t time_sec;   /* the second whose text time_text holds, when time_len > 0 */
+    size_t time_len;
+    char time_text[48]; /* "YYYY-MM-DDTHH:MM:SS." of time_sec */
 };
 
 /*

@@ -36,7 +36,7 @@ enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_m
     if (outcome != OUTCOME_OK)
         return outcome;
 
-    const cJSON *fields = cJSON_GetObjectItemCaseSensitive(msg, "fields");
+    const cJSON *fields = fields_member(msg, "fields");
     outcome = fields_check(fields, "fields.", form_inner_fields,
                            sizeof(form_inner_fields) / sizeof(form_inner_fields[0]), res);
     if (outcome != OUTCOME_OK)
