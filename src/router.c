@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,35 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return need;
 }
 
+#define ONES  UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/*
+ * How many bytes at the start of p[0..n) are plain string content: printable
+ * ASCII other than the quote and the backslash, which change nothing in
+ * scan()'s state. Eight bytes are tested at once while they last: (x - 0x01..)
+ * & ~x & 0x80.. is non-zero exactly when some byte of x is zero, and with
+ * 0x20 for some byte below 0x20, once bytes >= 0x80 are ruled out.
+ */
+static size_t plain_run(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    uint64_t w;
+
+    for (; n - i >= sizeof(w); i += sizeof(w)) {
+        memcpy(&w, p + i, sizeof(w));
+
+        uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
+        uint64_t hits = w | ((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) |
+                        ((backslash - ONES) & ~backslash);
+        if ((hits & HIGHS) != 0)
+            break;
+    }
+    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+        i++;
+    return i;
+}
+
 /*
  * One pass over the raw bytes for what cJSON accepts but must not: invalid
  * UTF-8, raw control characters, \u0000 (cJSON cuts the string there, so the
@@ -245,6 +275,13 @@ static bool scan(const unsigned char *p, size_t len, int max_depth, struct route
     int depth = 0;
 
     for (size_t i = 0; i < len;) {
+        /* Most of a message is string content: skip it in bulk. */
+        if (in_string && !escaped) {
+            i += plain_run(p + i, len - i);
+            if (i == len)
+                break;
+        }
+
         unsigned char c = p[i];
 
         if (c >= 0x80) {
@@ -317,7 +354,7 @@ static int object_duplicate(const cJSON *obj, const char **dup)
     if (n <= PAIRWISE_MAX) {
         for (const cJSON *a = obj->child; a != NULL; a = a->next)
             for (const cJSON *b = a->next; b != NULL; b = b->next)
-                if (strcmp(a->string, b->string) == 0) {
+                if (a->string[0] == b->string[0] && strcmp(a->string, b->string) == 0) {
                     *dup = a->string;
                     return 1;
                 }

@@ -747,6 +747,62 @@ START_TEST(test_prefixes)
 }
 END_TEST
 
+/*
+ * The scan skips plain string text eight bytes at a time: a bad byte, a
+ * quote or a backslash at any position of a long string must still be seen
+ * there, and reported at its exact offset.
+ */
+START_TEST(test_scan_every_position)
+{
+    static const struct {
+        const char *bytes;  /* put at the position */
+        const char *reason; /* %zu: the byte offset expected, or NULL when fine */
+    } spots[] = {
+        {"\x01", "control character in string at byte %zu"},
+        {"\x1f", "control character in string at byte %zu"},
+        {"\x80", "invalid UTF-8 at byte %zu"},
+        {"\xc3", "invalid UTF-8 at byte %zu"},
+        {"\xff", "invalid UTF-8 at byte %zu"},
+        {"\\u0000", "\\u0000 in string at byte %zu"},
+        {"\\\"", NULL},
+        {"\xc3\xa9", NULL},
+        {"\x7f", NULL},
+    };
+    static const char head[] = TOK ",\"text\":\"";
+    struct fixture f;
+    struct route_result res;
+    char value[128], want[64];
+
+    make_router(&f, 0, 0, UNKNOWN_TYPE_DEAD_LETTER);
+    expected_meta = NULL;
+    for (size_t c = 0; c < sizeof(spots) / sizeof(spots[0]); c++) {
+        for (size_t at = 0; at < 24; at++) {
+            int n = snprintf(value, sizeof(value), "%s%.*s%s%.*s\"}", head, (int)at, X63,
+                             spots[c].bytes, (int)(23 - at), X63);
+
+            ck_assert_int_gt(n, 0);
+            router_route(f.router, value, (size_t)n, NULL, &f.capture.emitter, &res);
+            if (spots[c].reason == NULL) {
+                ck_assert_msg(res.outcome == OUTCOME_OK, "case %zu at %zu: %s", c, at, res.reason);
+                continue;
+            }
+            snprintf(want, sizeof(want), spots[c].reason, strlen(head) + at);
+            ck_assert_int_eq(res.outcome, OUTCOME_PERMANENT);
+            ck_assert_str_eq(res.reason, want);
+        }
+    }
+    /* A string that ends exactly at a word boundary, and a quote there, close as they should. */
+    for (size_t at = 0; at < 24; at++) {
+        int n = snprintf(value, sizeof(value), "%s%.*s\",\"y\":\"%.*s\"}", head, (int)at, X63,
+                         (int)(23 - at), X63);
+
+        router_route(f.router, value, (size_t)n, NULL, &f.capture.emitter, &res);
+        ck_assert_msg(res.outcome == OUTCOME_OK, "split at %zu: %s", at, res.reason);
+    }
+    fixture_free(&f);
+}
+END_TEST
+
 /* Bytes after len must never be looked at, whatever they would mean. */
 START_TEST(test_reads_only_len_bytes)
 {
@@ -868,6 +924,7 @@ static Suite *router_suite(void)
     tcase_add_loop_test(tc, test_route_table, 0, (int)NCASES);
     tcase_add_test(tc, test_prefixes);
     tcase_add_test(tc, test_reads_only_len_bytes);
+    tcase_add_test(tc, test_scan_every_position);
     tcase_add_test(tc, test_router_add);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_result_fail);
