@@ -3,6 +3,7 @@
 #include "router.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,20 +25,153 @@ struct route {
     void *opaque;
 };
 
+/*
+ * cJSON gives every node and string of a tree its own malloc() and free().
+ * While router_route() parses and handles a message, those allocations are
+ * carved out of one block instead, and the tree is thrown away by emptying
+ * the block: no allocator call per node, and no walk of the tree to free it.
+ * A message whose tree outgrows the block gets overflow blocks, freed after
+ * it; the block then grows (up to ARENA_KEEP_MAX) so that the next such
+ * message fits.
+ */
+#define ARENA_FIRST    (16 * 1024)
+#define ARENA_KEEP_MAX (1024 * 1024)
+#define ARENA_ALIGN    16
+
+struct arena_overflow {
+    struct arena_overflow *next;
+    size_t size;
+    _Alignas(ARENA_ALIGN) unsigned char data[];
+};
+
+struct arena {
+    unsigned char *block;
+    size_t used, cap;
+    size_t wanted; /* the most the last overflowing message needed */
+    struct arena_overflow *overflow;
+};
+
 struct router {
     struct router_limits limits;
     struct route *routes;
     size_t nroutes;
     size_t cap;
+    struct arena arena;
 };
+
+/* The arena cJSON allocates from on this thread, or NULL: then it uses malloc() and free(). */
+static _Thread_local struct arena *active_arena;
+
+static bool arena_owns(const struct arena *a, const void *p)
+{
+    const unsigned char *u = p;
+
+    /* Compared as integers: pointers into different objects have no order in C. */
+    if ((uintptr_t)u - (uintptr_t)a->block < a->cap)
+        return true;
+    for (const struct arena_overflow *o = a->overflow; o != NULL; o = o->next)
+        if ((uintptr_t)u - (uintptr_t)o->data < o->size)
+            return true;
+    return false;
+}
+
+static void *arena_alloc(size_t n)
+{
+    struct arena *a = active_arena;
+
+    if (a == NULL)
+        return malloc(n);
+    if (n > SIZE_MAX - ARENA_ALIGN)
+        return NULL;
+    n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (a->block != NULL && n <= a->cap - a->used) {
+        void *p = a->block + a->used;
+
+        a->used += n;
+        return p;
+    }
+    if (n > SIZE_MAX - sizeof(struct arena_overflow))
+        return NULL;
+
+    struct arena_overflow *o = malloc(sizeof(*o) + n);
+    if (o == NULL)
+        return NULL;
+    o->size = n;
+    o->next = a->overflow;
+    a->overflow = o;
+    a->wanted += n;
+    return o->data;
+}
+
+static void arena_release(void *p)
+{
+    struct arena *a = active_arena;
+
+    /* The arena's memory is released all at once, by arena_reset(). */
+    if (a != NULL && p != NULL && arena_owns(a, p))
+        return;
+    free(p);
+}
+
+/* Free the overflow blocks; returns how many bytes they held. */
+static size_t arena_drop_overflow(struct arena *a)
+{
+    size_t held = a->wanted;
+
+    while (a->overflow != NULL) {
+        struct arena_overflow *next = a->overflow->next;
+
+        free(a->overflow);
+        a->overflow = next;
+    }
+    a->wanted = 0;
+    return held;
+}
+
+/* Forget everything allocated since the last reset; keep the block, grown if it was short. */
+static void arena_reset(struct arena *a)
+{
+    if (a->overflow != NULL) {
+        size_t want = a->used + arena_drop_overflow(a);
+
+        if (want > ARENA_KEEP_MAX)
+            want = ARENA_KEEP_MAX;
+        if (want > a->cap) {
+            unsigned char *bigger = malloc(want);
+
+            if (bigger != NULL) {
+                free(a->block);
+                a->block = bigger;
+                a->cap = want;
+            }
+        }
+    }
+    a->used = 0;
+}
+
+static void install_hooks(void)
+{
+    cJSON_Hooks hooks = {.malloc_fn = arena_alloc, .free_fn = arena_release};
+
+    cJSON_InitHooks(&hooks);
+}
 
 struct router *router_new(const struct router_limits *limits)
 {
+    static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
     struct router *r = calloc(1, sizeof(*r));
 
     if (r == NULL)
         return NULL;
     r->limits = *limits;
+    r->arena.block = malloc(ARENA_FIRST);
+    if (r->arena.block == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->arena.cap = ARENA_FIRST;
+    /* Outside router_route() the hooks are plain malloc() and free(). */
+    pthread_once(&hooks_once, install_hooks);
     return r;
 }
 
@@ -79,6 +213,8 @@ struct router *router_free(struct router *r)
     for (size_t i = 0; i < r->nroutes; i++)
         free(r->routes[i].type);
     free(r->routes);
+    arena_drop_overflow(&r->arena);
+    free(r->arena.block);
     free(r);
     return NULL;
 }
@@ -505,9 +641,11 @@ void router_route(struct router *r, const void *value, size_t len, const struct 
     if (!scan(value, len, max_depth, res))
         return;
 
+    /* Every allocation of the tree, and of a failed parse, comes from the arena from here. */
+    active_arena = &r->arena;
     cJSON *root = parse(value, len, res);
     if (root == NULL)
-        return;
+        goto out;
 
     const char *dup = NULL;
     int rc = tree_duplicate(root, &dup);
@@ -551,5 +689,7 @@ void router_route(struct router *r, const void *value, size_t len, const struct 
         res->reason[0] = '\0';
     }
 out:
-    cJSON_Delete(root);
+    /* The tree lived in the arena: emptying it frees every node at once. */
+    active_arena = NULL;
+    arena_reset(&r->arena);
 }
