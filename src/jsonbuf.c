@@ -75,26 +75,18 @@ static int reserve(struct jsonbuf *b, size_t more)
     return 0;
 }
 
-int jsonbuf_append(struct jsonbuf *b, const void *data, size_t len)
+int jsonbuf_append_slow(struct jsonbuf *b, const void *data, size_t len)
 {
-    /* The common case, room to spare, needs none of reserve()'s checks. */
-    if (b->err != 0 || len >= b->cap - b->len) {
-        int rc = reserve(b, len);
+    int rc = reserve(b, len);
 
-        if (rc < 0)
-            return rc;
-    }
+    if (rc < 0)
+        return rc;
     /* memcpy from NULL is undefined even for 0 bytes. */
     if (len > 0)
         memcpy(b->data + b->len, data, len);
     b->len += len;
     b->data[b->len] = '\0';
     return 0;
-}
-
-int jsonbuf_append_raw(struct jsonbuf *b, const char *s)
-{
-    return jsonbuf_append(b, s, strlen(s));
 }
 
 /* Bytes that RFC 8259 section 7 requires escaped: the quote, the backslash and C0 controls. */

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /*
  * The text so far is data[0..len), NUL-terminated when len > 0 or data is
@@ -34,11 +35,32 @@ void jsonbuf_free(struct jsonbuf *b);
 /* 0, or the sticky negative errno (-ENOMEM) of the first failed append since the last reset. */
 int jsonbuf_error(const struct jsonbuf *b);
 
-/* Append len bytes as they are (punctuation, keys known to need no escaping). 0 or -ENOMEM. */
-int jsonbuf_append(struct jsonbuf *b, const void *data, size_t len);
+/* jsonbuf_append() when the bytes do not fit or an error is pending: grows b, or fails. */
+int jsonbuf_append_slow(struct jsonbuf *b, const void *data, size_t len);
 
-/* Append the NUL-terminated s as it is. 0 or -ENOMEM. */
-int jsonbuf_append_raw(struct jsonbuf *b, const char *s);
+/*
+ * Append len bytes as they are (punctuation, keys known to need no escaping).
+ * 0 or -ENOMEM. Inline, as an output is written in dozens of small pieces:
+ * the common case, room to spare, is a copy.
+ */
+static inline int jsonbuf_append(struct jsonbuf *b, const void *data, size_t len)
+{
+    if (b->err != 0 || len >= b->cap - b->len)
+        return jsonbuf_append_slow(b, data, len);
+    /* memcpy from NULL is undefined even for 0 bytes. */
+    if (len > 0)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* Append the NUL-terminated s as it is (a literal's length is known when compiling). 0 or -ENOMEM.
+ */
+static inline int jsonbuf_append_raw(struct jsonbuf *b, const char *s)
+{
+    return jsonbuf_append(b, s, strlen(s));
+}
 
 /* Append len bytes of valid UTF-8 escaped for the inside of a JSON string, no quotes. */
 int jsonbuf_append_escaped(struct jsonbuf *b, const char *s, size_t len);
