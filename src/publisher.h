@@ -60,6 +60,9 @@ const char *publisher_last_error(const struct publisher *p);
 /* The name of an output topic as configured. */
 const char *publisher_topic_name(const struct publisher *p, enum output_topic topic);
 
+/* The librdkafka producer handle, owned by p (for its configuration and statistics). */
+rd_kafka_t *publisher_handle(struct publisher *p);
+
 /* Destroy; records still queued are reported as failed first. Takes NULL; returns NULL. */
 struct publisher *publisher_free(struct publisher *p);
 
