@@ -3,6 +3,7 @@
 
   bench_tool.py free-port
   bench_tool.py produce ADDR COUNT               preload crm.inbound; prints "COUNT BYTES"
+  bench_tool.py values COUNT                     the load, one value a line (for bench/pipeline)
   bench_tool.py count-lines                      read kcat's output on stdin; prints
                                                  "LINES SECONDS" from its first byte to EOF
   bench_tool.py measure URL ADDR GROUP COUNT PID TIMEOUT
@@ -246,6 +247,10 @@ def main(argv):
         s.close()
     elif cmd == "produce":
         produce(argv[2], int(argv[3]))
+    elif cmd == "values":
+        out = sys.stdout.buffer
+        for i in range(int(argv[2])):
+            out.write(value(i) + b"\n")
     elif cmd == "count-lines":
         count_lines()
     elif cmd == "measure":
