@@ -803,6 +803,42 @@ START_TEST(test_scan_every_position)
 }
 END_TEST
 
+/*
+ * Trees are parsed into an arena that is emptied after each message: one
+ * far larger than its block (overflow blocks, then a grown block), a second
+ * one that now fits, a small one, and a large one that fails half-way, must
+ * each come out as if every node had its own allocation.
+ */
+START_TEST(test_large_trees_in_turn)
+{
+    char *big = members(10000, "message_type\":\"test_ok\",\"end");
+    char *big_dup = members(10000, "k9990");
+    struct fixture f;
+    struct route_result res;
+
+    make_router(&f, 0, 0, UNKNOWN_TYPE_DEAD_LETTER);
+    expected_meta = NULL;
+    test_ok_calls = 0;
+    for (int round = 0; round < 2; round++) {
+        router_route(f.router, big, strlen(big), NULL, &f.capture.emitter, &res);
+        ck_assert_msg(res.outcome == OUTCOME_OK, "round %d: %s", round, res.reason);
+        router_route(f.router, TOK "}", strlen(TOK "}"), NULL, &f.capture.emitter, &res);
+        ck_assert_int_eq(res.outcome, OUTCOME_OK);
+        router_route(f.router, big_dup, strlen(big_dup), NULL, &f.capture.emitter, &res);
+        ck_assert_int_eq(res.outcome, OUTCOME_PERMANENT);
+        ck_assert_str_eq(res.reason, "duplicate key \"k9990\"");
+        /* Cut short: cJSON gives up inside the tree and frees what it built. */
+        router_route(f.router, big, strlen(big) / 2, NULL, &f.capture.emitter, &res);
+        ck_assert_int_eq(res.outcome, OUTCOME_PERMANENT);
+        ck_assert_int_eq(res.error_class, ERROR_PARSE);
+    }
+    ck_assert_uint_eq(test_ok_calls, 4);
+    fixture_free(&f);
+    free(big);
+    free(big_dup);
+}
+END_TEST
+
 /* Bytes after len must never be looked at, whatever they would mean. */
 START_TEST(test_reads_only_len_bytes)
 {
@@ -925,6 +961,7 @@ static Suite *router_suite(void)
     tcase_add_test(tc, test_prefixes);
     tcase_add_test(tc, test_reads_only_len_bytes);
     tcase_add_test(tc, test_scan_every_position);
+    tcase_add_test(tc, test_large_trees_in_turn);
     tcase_add_test(tc, test_router_add);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_result_fail);
