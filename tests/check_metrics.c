@@ -761,6 +761,8 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_large);
     tcase_add_test(tc, test_process);
     tcase_add_test(tc, test_promtool);
+    /* test_large takes about 2 s under sanitizers alone, more on a busy machine. */
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 
     /* Sanitizers and valgrind slow the threads down well past Check's 4 s default. */
