@@ -69,7 +69,7 @@ LIB_SRCS := src/log.c src/config.c src/router.c src/consumer.c src/identity.c sr
             src/handlers/form.c
 MAIN_SRCS := src/main.c
 TEST_NAMES := check_breaker check_config check_router check_identity check_handlers check_metrics check_http \
-              check_telemetry check_demo check_consumer
+              check_telemetry check_publisher check_demo check_consumer
 # Slow scenarios (make check-slow): every tests/slow/check_*.c is a Check binary, every
 # tests/slow/check_*.sh a shell test.
 SLOW_NAMES := $(patsubst tests/%.c,%,$(sort $(wildcard tests/slow/check_*.c)))
@@ -142,6 +142,12 @@ check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster STALL_LIB=$(O)/tests/slow/stall.so \
 	    tests/run-tests $(SLOW_BINS) $(SLOW_SH)
 
+# The message pipeline alone, for instruction counts (valgrind --tool=callgrind) and a digest
+# of every output: build/default/bench/pipeline VALUES_FILE [COUNT] (see bench/pipeline.c).
+$(O)/bench/pipeline: bench/pipeline.c $(LIB_OBJS) $(O)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(PKG_LIBS) -lcrypt -lm
+
 # Preloaded into the daemon by the stall scenario: a handler that hangs.
 $(O)/tests/slow/stall.so: tests/slow/stall.c $(O)/cflags
 	@mkdir -p $(dir $@)
@@ -200,7 +206,7 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man8/crm-consumerd.8 $(DESTDIR)$(MANDIR)/man5/crm-consumer.conf.5
 
 STYLE_FILES = $(wildcard src/*.c src/*.h src/handlers/*.c src/handlers/*.h tests/*.c tests/slow/*.c \
-                         tests/fuzz/*.c)
+                         tests/fuzz/*.c bench/*.c)
 
 style-check:
 	$(CLANG_FORMAT) --dry-run --Werror $(STYLE_FILES)
