@@ -118,12 +118,16 @@ head -n 10 "$tmp/dups" | sed 's/^/#   /'
 # offset committed just before the kill. The hand-over when B joined, if the broker refused
 # A's commit on that revoke (the mock cluster answers REBALANCE_IN_PROGRESS to commits during
 # a rebalance): in a partition A gave up, at or after the offset committed before B started.
+# A rewind after an output failed (the daemon logs it): in that partition, at or after the
+# failed offset, as crm-consumerd(8) says. (Copies the producer resent are not duplicates:
+# the verifier counts them apart.)
 explain() {
-    $py - "$tmp/dups" "$tmp/committed.join" "$tmp/committed" "$tmp/a.log" "$held_b" <<'PY'
+    $py - "$tmp/dups" "$tmp/committed.join" "$tmp/committed" "$tmp/a.log" "$held_b" \
+        "$tmp/b1.log" <<'PY'
 import re
 import sys
 
-dups, join, kill, alog, held = sys.argv[1:6]
+dups, join, kill, alog, held, blog = sys.argv[1:7]
 
 
 def offsets(path):
@@ -141,7 +145,15 @@ for line in open(alog, errors="replace"):
     m = re.search(r"revoked \d+ partitions?: crm\.inbound\[([0-9,]*)\]", line)
     if m:
         handed |= {int(p) for p in m.group(1).split(",")}
-killed = handover = 0
+rewound = {}
+for path in (alog, blog):
+    for line in open(path, errors="replace"):
+        m = re.search(r"crm\.inbound \[(\d+)\] offset (\d+): (an output was not acknowledged|"
+                      r"attempt \d+ failed)", line)
+        if m:
+            p, o = int(m.group(1)), int(m.group(2))
+            rewound[p] = min(o, rewound.get(p, o))
+killed = handover = rewind = 0
 bad = []
 for line in open(dups):
     p, o, n = map(int, line.split())
@@ -149,10 +161,13 @@ for line in open(dups):
         killed += 1
     elif refused and p in handed and o >= at_join[p]:
         handover += 1
+    elif p in rewound and o >= rewound[p]:
+        rewind += 1
     else:
         bad.append((p, o, n))
 print("# duplicated inputs: %d from the SIGKILL, %d from the hand-over to B (A's revoke commit "
-      "%s), %d unexplained" % (killed, handover, "refused" if refused else "accepted", len(bad)))
+      "%s), %d from rewinds, %d unexplained"
+      % (killed, handover, "refused" if refused else "accepted", rewind, len(bad)))
 for b in bad[:10]:
     print("#   unexplained: partition %d offset %d, %d copies" % b)
 sys.exit(1 if bad else 0)
