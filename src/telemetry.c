@@ -243,9 +243,9 @@ void telemetry_message(struct telemetry *t, size_t topic_index, enum message_sta
     metric_observe(t->latency, seconds);
 }
 
-void telemetry_handling(struct telemetry *t, bool busy)
+void telemetry_handling(struct telemetry *t, int64_t since_ms)
 {
-    atomic_store_explicit(&t->handler_ms, busy ? mono_ms() : 0, memory_order_relaxed);
+    atomic_store_explicit(&t->handler_ms, since_ms, memory_order_relaxed);
 }
 
 void telemetry_dead_letter(struct telemetry *t, enum error_class cls)

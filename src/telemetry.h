@@ -48,8 +48,11 @@ size_t telemetry_topic_index(const struct telemetry *t, const char *topic);
 void telemetry_message(struct telemetry *t, size_t topic_index, enum message_status status,
                        double seconds);
 
-/* A handler starts (true) or ends (false): /health notices one that never ends. */
-void telemetry_handling(struct telemetry *t, bool busy);
+/*
+ * A handler started at since_ms (CLOCK_MONOTONIC milliseconds), or none runs
+ * (0): /health notices one that never ends.
+ */
+void telemetry_handling(struct telemetry *t, int64_t since_ms);
 
 /* A dead letter of class cls was queued. */
 void telemetry_dead_letter(struct telemetry *t, enum error_class cls);

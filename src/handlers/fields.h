@@ -54,7 +54,7 @@ struct handlers {
     struct handler_stats stats;
     /* one per output of a message (ticket, response, identity); reused, so they rarely grow */
     struct jsonbuf bufs[3];
-    int64_t time_sec;   /* the second whose text time_text holds, when time_len > 0 */
+    int64_t time_sec; /* the second whose text time_text holds, when time_len > 0 */
     size_t time_len;
     char time_text[48]; /* "YYYY-MM-DDTHH:MM:SS." of time_sec */
 };
