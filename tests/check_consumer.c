@@ -433,6 +433,31 @@ static void assert_contiguous(int partitions, const int64_t *from, const int64_t
     }
 }
 
+/* Poll until every one of n offsets was handled (failed attempts are routed too). */
+static void poll_until_handled(struct consumer *c, size_t n)
+{
+    int64_t deadline = now_ms() + TIMEOUT_MS;
+
+    while (seen_total() < n) {
+        ck_assert_int_ge(consumer_poll(c), 0);
+        ck_assert_msg(now_ms() < deadline, "only %zu of %zu handled", seen_total(), n);
+    }
+}
+
+/* Every offset of every partition handled once, in order, from 0; the group committed all. */
+static void assert_drained(const char *group, int parts)
+{
+    int64_t zero[MAX_PARTS] = {0}, hi[MAX_PARTS], done[MAX_PARTS];
+
+    ck_assert_int_le(parts, MAX_PARTS);
+    for (int p = 0; p < parts; p++)
+        hi[p] = high_watermark(p);
+    assert_contiguous(parts, zero, hi);
+    committed(group, parts, done);
+    for (int p = 0; p < parts; p++)
+        ck_assert_int_eq(done[p], hi[p]);
+}
+
 START_TEST(drain_commits_high_watermarks)
 {
     const int parts = 4, n = 2000;
@@ -529,14 +554,7 @@ START_TEST(transient_failure_is_retried_in_order)
     r = test_router(NULL);
     c = start(cfg, r);
     /* Done when every offset was handled once; failed attempts are routed too. */
-    {
-        int64_t deadline = now_ms() + TIMEOUT_MS;
-
-        while (seen_total() < (size_t)n) {
-            ck_assert_int_ge(consumer_poll(c), 0);
-            ck_assert_msg(now_ms() < deadline, "only %zu of %d handled", seen_total(), n);
-        }
-    }
+    poll_until_handled(c, (size_t)n);
     ck_assert_int_eq(consumer_close(c), 0);
     ck_assert_uint_eq(consumer_stats(c)->retries, 3);
     ck_assert_int_eq(attempts_at_fail, 4);
@@ -964,7 +982,6 @@ END_TEST
 START_TEST(flow_control_pauses_without_loss)
 {
     const int parts = 2, n = 1000;
-    int64_t zero[2] = {0}, hi[2], done[2];
     struct config *cfg;
     struct router *r;
     struct consumer *c;
@@ -979,12 +996,7 @@ START_TEST(flow_control_pauses_without_loss)
     ck_assert_int_eq(consumer_close(c), 0);
     ck_assert_uint_gt(consumer_stats(c)->flow_pauses, 0);
     consumer_free(c);
-    for (int p = 0; p < parts; p++)
-        hi[p] = high_watermark(p);
-    assert_contiguous(parts, zero, hi);
-    committed("flow", parts, done);
-    for (int p = 0; p < parts; p++)
-        ck_assert_int_eq(done[p], hi[p]);
+    assert_drained("flow", parts);
     router_free(r);
     config_free(cfg);
     cluster_down();
@@ -999,7 +1011,6 @@ END_TEST
 START_TEST(slow_acknowledgements_pause_partitions)
 {
     const int parts = 2, n = 100;
-    int64_t zero[2] = {0}, hi[2], done[2];
     struct config *cfg;
     struct router *r;
     struct consumer *c;
@@ -1018,12 +1029,7 @@ START_TEST(slow_acknowledgements_pause_partitions)
     ck_assert_int_eq(consumer_close(c), 0);
     ck_assert_uint_gt(consumer_stats(c)->flow_stalls, 0);
     consumer_free(c);
-    for (int p = 0; p < parts; p++)
-        hi[p] = high_watermark(p);
-    assert_contiguous(parts, zero, hi);
-    committed("slow_acks", parts, done);
-    for (int p = 0; p < parts; p++)
-        ck_assert_int_eq(done[p], hi[p]);
+    assert_drained("slow_acks", parts);
     router_free(r);
     config_free(cfg);
     cluster_down();
@@ -1039,7 +1045,7 @@ END_TEST
 START_TEST(circuit_breaker_pauses_and_skips_nothing)
 {
     const int parts = 4, n = 2000;
-    int64_t zero[4] = {0}, hi[4], done[4], deadline;
+    int64_t deadline;
     bool saw_not_ready = false;
     struct config *cfg;
     struct router *r;
@@ -1082,12 +1088,7 @@ START_TEST(circuit_breaker_pauses_and_skips_nothing)
     ck_assert_uint_le(consumer_stats(c)->breaker_opens, 2);
     ck_assert_int_eq(consumer_stats(c)->breaker_state, BREAKER_CLOSED);
     consumer_free(c);
-    for (int p = 0; p < parts; p++)
-        hi[p] = high_watermark(p);
-    assert_contiguous(parts, zero, hi);
-    committed("breaker", parts, done);
-    for (int p = 0; p < parts; p++)
-        ck_assert_int_eq(done[p], hi[p]);
+    assert_drained("breaker", parts);
     router_free(r);
     config_free(cfg);
     cluster_down();
@@ -1102,7 +1103,6 @@ END_TEST
 START_TEST(full_producer_queue_pauses_without_loss)
 {
     const int parts = 2, n = 1000;
-    int64_t zero[2] = {0}, hi[2], done[2];
     struct config *cfg;
     struct router *r;
     struct consumer *c;
@@ -1115,24 +1115,12 @@ START_TEST(full_producer_queue_pauses_without_loss)
     add_property(cfg, "queue.buffering.max.messages", "20");
     r = test_router(NULL);
     c = start(cfg, r);
-    {
-        int64_t deadline = now_ms() + TIMEOUT_MS;
-
-        while (seen_total() < (size_t)n) {
-            ck_assert_int_ge(consumer_poll(c), 0);
-            ck_assert_msg(now_ms() < deadline, "only %zu of %d handled", seen_total(), n);
-        }
-    }
+    poll_until_handled(c, (size_t)n);
     ck_assert_int_eq(consumer_close(c), 0);
     ck_assert_uint_gt(consumer_stats(c)->flow_pauses, 0);
     ck_assert_uint_eq(consumer_stats(c)->breaker_opens, 0);
     consumer_free(c);
-    for (int p = 0; p < parts; p++)
-        hi[p] = high_watermark(p);
-    assert_contiguous(parts, zero, hi);
-    committed("queue_full", parts, done);
-    for (int p = 0; p < parts; p++)
-        ck_assert_int_eq(done[p], hi[p]);
+    assert_drained("queue_full", parts);
     router_free(r);
     config_free(cfg);
     cluster_down();
