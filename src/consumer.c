@@ -972,14 +972,18 @@ fail:
     return NULL;
 }
 
+/*
+ * Wait up to timeout_ms for a first message, then take what is already
+ * queued, up to processing.batch_size: a message never waits for a batch to
+ * fill, and a busy loop reads no clock per message.
+ */
 static void fill_batch(struct consumer *c, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
     size_t max = (size_t)c->cfg->processing.batch_size;
 
     c->nbatch = 0;
     while (c->nbatch < max && !c->fatal) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, remaining_ms(deadline));
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, c->nbatch ? 0 : timeout_ms);
 
         if (!m)
             break;
