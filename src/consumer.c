@@ -48,6 +48,7 @@ struct token {
     bool failed;
     bool refused;            /* the broker refused an output for good (its size) */
     bool dead_letter;        /* its output is its dead letter */
+    bool backpressure;       /* it failed only because the producer's queue was full */
     int shrink;              /* what its dead letter left out: see dead_letter() */
     rd_kafka_resp_err_t err; /* the first delivery error, for the log */
 };
@@ -454,6 +455,7 @@ static void rewind_to(struct consumer *c, struct part *p, struct token *t)
 {
     int64_t offset = t->offset, wait;
     rd_kafka_resp_err_t err = t->err;
+    bool backpressure = t->backpressure;
 
     if (err)
         telemetry_message(c->tm, p->topic_index, MESSAGE_ERROR, 0);
@@ -482,7 +484,9 @@ static void rewind_to(struct consumer *c, struct part *p, struct token *t)
                   "(attempt %d); retrying in %" PRId64 " ms",
                   p->topic, p->partition, offset, rd_kafka_err2str(err), p->attempts, wait);
     else
-        log_write(p->attempts >= c->cfg->retry.max_attempts ? LOG_ERR : LOG_WARNING,
+        log_write(backpressure                                ? LOG_INFO
+                  : p->attempts >= c->cfg->retry.max_attempts ? LOG_ERR
+                                                              : LOG_WARNING,
                   "%s [%" PRId32 "] offset %" PRId64 ": attempt %d failed; retrying in %" PRId64
                   " ms",
                   p->topic, p->partition, offset, p->attempts, wait);
@@ -1191,11 +1195,13 @@ static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_messa
         rc = publisher_send(c->pub, OUTPUT_DEAD_LETTERS, NULL, 0, NULL, 0, h, ts > 0 ? ts : 0, t);
     }
     if (rc < 0) {
-        log_warnx("%s [%" PRId32 "] offset %" PRId64 ": cannot queue the dead letter: %s", p->topic,
-                  m->partition, m->offset, publisher_last_error(c->pub));
         t->failed = true;
         p->failing = true;
-        if (rc == -ENOBUFS)
+        t->backpressure = rc == -ENOBUFS;
+        log_write(t->backpressure ? LOG_INFO : LOG_WARNING,
+                  "%s [%" PRId32 "] offset %" PRId64 ": cannot queue the dead letter: %s", p->topic,
+                  m->partition, m->offset, publisher_last_error(c->pub));
+        if (t->backpressure)
             note_queue_full(c);
         else
             breaker_report(c, t, false);
@@ -1306,13 +1312,15 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
         break;
     case OUTCOME_TRANSIENT:
     default:
-        log_warnx("%s [%" PRId32 "] offset %" PRId64 ": %s", topic, m->partition, m->offset,
-                  res.reason);
         t->failed = true;
         p->failing = true;
         status = MESSAGE_FAILURE;
         /* A full producer queue is backpressure (flow control), not a failing dependency. */
-        if (!c->queue_full)
+        t->backpressure = c->queue_full;
+        log_write(t->backpressure ? LOG_INFO : LOG_WARNING,
+                  "%s [%" PRId32 "] offset %" PRId64 ": %s", topic, m->partition, m->offset,
+                  res.reason);
+        if (!t->backpressure)
             breaker_report(c, t, false);
         break;
     }
