@@ -40,14 +40,6 @@ static const struct {
     {"batch.num.messages", NULL, "10000"},
 };
 
-static bool operator_set(const struct config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->kafka.nproperties; i++)
-        if (strcmp(cfg->kafka.properties[i].name, name) == 0)
-            return true;
-    return false;
-}
-
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct publisher *p = opaque;
@@ -104,8 +96,8 @@ struct publisher *publisher_new(const struct config *cfg, publisher_ack_fn ack, 
         conf = NULL;
     }
     for (size_t i = 0; conf && i < sizeof(tuned) / sizeof(tuned[0]); i++) {
-        if (operator_set(cfg, tuned[i].name) ||
-            (tuned[i].alias && operator_set(cfg, tuned[i].alias)))
+        if (config_property(cfg, tuned[i].name) ||
+            (tuned[i].alias && config_property(cfg, tuned[i].alias)))
             continue;
         if (kafka_conf_set(conf, tuned[i].name, tuned[i].value, err, errlen) < 0) {
             rd_kafka_conf_destroy(conf);
