@@ -19,11 +19,13 @@ import json
 import os
 import re
 import sys
-import time
 import urllib.request
 import zlib
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
+
+# The end-to-end verifier's topic reader and its own implementation of the ticket id.
+from e2e_tool import read_all, ticket_id
 
 INBOUND = "crm.inbound"
 GROUP = "badinput"
@@ -39,18 +41,6 @@ PARTITION_BUDGET = 4 * 1024 * 1024
 # The 10 MB value gets this partition to itself: anything after it there would trim it.
 HUGE_PARTITION = 3
 SMALL_PARTITIONS = 3
-
-
-def fnv1a64(data):
-    h = 0xcbf29ce484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-def ticket_id(channel, source_id):
-    return "tkt_%016x" % fnv1a64(("%s:%s" % (channel, source_id)).encode())
 
 
 def js(obj):
@@ -508,29 +498,6 @@ def produce(bootstrap, manifest_path):
           % (len(manifest), len(manifest) - sum(1 for r in manifest
                                                    if r["name"].startswith("valid after")),
              dict(sorted(budget.items())), dead))
-
-
-def read_all(bootstrap, topic):
-    """Every message of topic, from the beginning to the end of each partition."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "badinput-verify",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
-    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
-    out, ends, deadline = [], set(), time.monotonic() + 60
-    while len(ends) < len(parts) and time.monotonic() < deadline:
-        m = consumer.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() == -191:  # _PARTITION_EOF
-                ends.add(m.partition())
-                continue
-            sys.exit("%s: %s" % (topic, m.error()))
-        out.append(m)
-    consumer.close()
-    if len(ends) < len(parts):
-        sys.exit("%s: not read to the end" % topic)
-    return out
 
 
 def last(headers, name):
