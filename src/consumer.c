@@ -1226,7 +1226,8 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
     enum message_status status;
     double seconds;
     int64_t since;
-    bool probe;
+    bool probe = false;
+    int shrink = 0; /* what a dead letter leaves out: see dead_letter() */
     struct token *t;
 
     if (!p) {
@@ -1276,24 +1277,19 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
         snprintf(res.reason, sizeof(res.reason), "the broker refused %s: %s",
                  p->refused_shrink ? "its dead letter" : "an output",
                  rd_kafka_err2str(p->refused_err));
-        dead_letter(c, p, m, &res, t, p->refused_shrink);
-        c->stats.messages++;
-        clock_gettime(CLOCK_MONOTONIC, &end);
-        telemetry_message(c->tm, p->topic_index, t->failed ? MESSAGE_FAILURE : MESSAGE_DEAD_LETTER,
-                          (double)(end.tv_sec - start.tv_sec) +
-                              (end.tv_nsec - start.tv_nsec) / 1e9);
-        return true;
+        shrink = p->refused_shrink;
+    } else {
+        /* Outputs refused in a batch: deliver what is queued, so these go in a batch alone. */
+        probe = m->offset == p->refused_at && !c->cfg->dry_run;
+        if (probe && publisher_flush(c->pub, PROBE_FLUSH_MS) < 0)
+            log_warnx("%s [%" PRId32 "] offset %" PRId64 ": outputs still queued; sending anyway",
+                      topic, m->partition, m->offset);
+        /* The clock is read once for both: this runs for every message (0 means "none runs"). */
+        since = (int64_t)start.tv_sec * 1000 + start.tv_nsec / 1000000;
+        telemetry_handling(c->tm, since > 0 ? since : 1);
+        router_route(c->router, m->payload, m->len, &meta, &c->emitter, &res);
+        telemetry_handling(c->tm, 0);
     }
-    /* Outputs refused in a batch: deliver what is queued, so these go in a batch of their own. */
-    probe = m->offset == p->refused_at && !c->cfg->dry_run;
-    if (probe && publisher_flush(c->pub, PROBE_FLUSH_MS) < 0)
-        log_warnx("%s [%" PRId32 "] offset %" PRId64 ": outputs still queued; sending anyway",
-                  topic, m->partition, m->offset);
-    /* The clock is read once for both: this runs for every message (0 means "none runs"). */
-    since = (int64_t)start.tv_sec * 1000 + start.tv_nsec / 1000000;
-    telemetry_handling(c->tm, since > 0 ? since : 1);
-    router_route(c->router, m->payload, m->len, &meta, &c->emitter, &res);
-    telemetry_handling(c->tm, 0);
     c->stats.messages++;
     switch (res.outcome) {
     case OUTCOME_OK:
@@ -1307,7 +1303,7 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
                   res.reason);
         break;
     case OUTCOME_PERMANENT:
-        dead_letter(c, p, m, &res, t, 0);
+        dead_letter(c, p, m, &res, t, shrink);
         status = t->failed ? MESSAGE_FAILURE : MESSAGE_DEAD_LETTER;
         break;
     case OUTCOME_TRANSIENT:
