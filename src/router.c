@@ -3,13 +3,14 @@
 #include "router.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "json.h"
 
 /* Byte positions in reasons are 0-based offsets into the value, as xxd and dd count. */
 
@@ -26,13 +27,12 @@ struct route {
 };
 
 /*
- * cJSON gives every node and string of a tree its own malloc() and free().
- * While router_route() parses and handles a message, those allocations are
- * carved out of one block instead, and the tree is thrown away by emptying
- * the block: no allocator call per node, and no walk of the tree to free it.
- * A message whose tree outgrows the block gets overflow blocks, freed after
- * it; the block then grows (up to ARENA_KEEP_MAX) so that the next such
- * message fits.
+ * While router_route() parses and handles a message, the tree's nodes and
+ * strings are carved out of one block, and the tree is thrown away by
+ * emptying the block: no allocator call per node, and no walk of the tree to
+ * free it. A message whose tree outgrows the block gets overflow blocks,
+ * freed after it; the block then grows (up to ARENA_KEEP_MAX) so that the
+ * next such message fits.
  */
 #define ARENA_FIRST    (16 * 1024)
 #define ARENA_KEEP_MAX (1024 * 1024)
@@ -59,28 +59,11 @@ struct router {
     struct arena arena;
 };
 
-/* The arena cJSON allocates from on this thread, or NULL: then it uses malloc() and free(). */
-static _Thread_local struct arena *active_arena;
-
-static bool arena_owns(const struct arena *a, const void *p)
+/* A json_alloc_fn: n bytes from the arena ctx, valid until its next reset. */
+static void *arena_alloc(void *ctx, size_t n)
 {
-    const unsigned char *u = p;
+    struct arena *a = ctx;
 
-    /* Compared as integers: pointers into different objects have no order in C. */
-    if ((uintptr_t)u - (uintptr_t)a->block < a->cap)
-        return true;
-    for (const struct arena_overflow *o = a->overflow; o != NULL; o = o->next)
-        if ((uintptr_t)u - (uintptr_t)o->data < o->size)
-            return true;
-    return false;
-}
-
-static void *arena_alloc(size_t n)
-{
-    struct arena *a = active_arena;
-
-    if (a == NULL)
-        return malloc(n);
     if (n > SIZE_MAX - ARENA_ALIGN)
         return NULL;
     n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
@@ -101,16 +84,6 @@ static void *arena_alloc(size_t n)
     a->overflow = o;
     a->wanted += n;
     return o->data;
-}
-
-static void arena_release(void *p)
-{
-    struct arena *a = active_arena;
-
-    /* The arena's memory is released all at once, by arena_reset(). */
-    if (a != NULL && p != NULL && arena_owns(a, p))
-        return;
-    free(p);
 }
 
 /* Free the overflow blocks; returns how many bytes they held. */
@@ -149,16 +122,8 @@ static void arena_reset(struct arena *a)
     a->used = 0;
 }
 
-static void install_hooks(void)
-{
-    cJSON_Hooks hooks = {.malloc_fn = arena_alloc, .free_fn = arena_release};
-
-    cJSON_InitHooks(&hooks);
-}
-
 struct router *router_new(const struct router_limits *limits)
 {
-    static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
     struct router *r = calloc(1, sizeof(*r));
 
     if (r == NULL)
@@ -170,8 +135,6 @@ struct router *router_new(const struct router_limits *limits)
         return NULL;
     }
     r->arena.cap = ARENA_FIRST;
-    /* Outside router_route() the hooks are plain malloc() and free(). */
-    pthread_once(&hooks_once, install_hooks);
     return r;
 }
 
@@ -330,147 +293,6 @@ static const char *show(char *dst, const char *s)
     return dst;
 }
 
-/*
- * The length of the UTF-8 sequence starting at p, n >= 1 bytes available,
- * or 0 when it is not well-formed (RFC 3629, table 3-7 of Unicode): this
- * rejects overlong forms, surrogates, code points above U+10FFFF, stray
- * continuation bytes and sequences cut short.
- */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-    size_t need;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* below is overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* above is a surrogate */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* below is overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above is beyond U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < need || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return need;
-}
-
-#define ONES  UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
-
-/*
- * How many bytes at the start of p[0..n) are plain string content: printable
- * ASCII other than the quote and the backslash, which change nothing in
- * scan()'s state. Eight bytes are tested at once while they last: (x - 0x01..)
- * & ~x & 0x80.. is non-zero exactly when some byte of x is zero, and with
- * 0x20 for some byte below 0x20, once bytes >= 0x80 are ruled out.
- */
-static size_t plain_run(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    uint64_t w;
-
-    for (; n - i >= sizeof(w); i += sizeof(w)) {
-        memcpy(&w, p + i, sizeof(w));
-
-        uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
-        uint64_t hits = w | ((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) |
-                        ((backslash - ONES) & ~backslash);
-        if ((hits & HIGHS) != 0)
-            break;
-    }
-    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
-        i++;
-    return i;
-}
-
-/*
- * One pass over the raw bytes for what cJSON accepts but must not: invalid
- * UTF-8, raw control characters, \u0000 (cJSON cuts the string there, so the
- * message would be misread) and nesting beyond the limit (checked here,
- * without recursion, before cJSON's recursive descent sees the value). Outside
- * strings only JSON's four whitespace bytes may be control characters; cJSON
- * would skip any byte below 0x21 as whitespace. Returns true when clean.
- */
-static bool scan(const unsigned char *p, size_t len, int max_depth, struct route_result *res)
-{
-    bool in_string = false, escaped = false;
-    int depth = 0;
-
-    for (size_t i = 0; i < len;) {
-        /* Most of a message is string content: skip it in bulk. */
-        if (in_string && !escaped) {
-            i += plain_run(p + i, len - i);
-            if (i == len)
-                break;
-        }
-
-        unsigned char c = p[i];
-
-        if (c >= 0x80) {
-            size_t n = utf8_len(p + i, len - i);
-
-            if (n == 0) {
-                route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid UTF-8 at byte %zu",
-                                  i);
-                return false;
-            }
-            escaped = false;
-            i += n;
-            continue;
-        }
-        if (in_string) {
-            if (c < 0x20) {
-                route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
-                                  "control character in string at byte %zu", i);
-                return false;
-            }
-            if (escaped) {
-                escaped = false;
-                if (c == 'u' && len - i > 4 && memcmp(p + i + 1, "0000", 4) == 0) {
-                    route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
-                                      "\\u0000 in string at byte %zu", i - 1);
-                    return false;
-                }
-            } else if (c == '\\') {
-                escaped = true;
-            } else if (c == '"') {
-                in_string = false;
-            }
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > max_depth) {
-                route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
-                                  "nesting deeper than %d levels", max_depth);
-                return false;
-            }
-        } else if (c == '}' || c == ']') {
-            /* Unbalanced closers are cJSON's to report, with their position. */
-            if (depth > 0)
-                depth--;
-        } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid JSON near byte %zu", i);
-            return false;
-        }
-        i++;
-    }
-    return true;
-}
-
 static int compare_names(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -478,7 +300,7 @@ static int compare_names(const void *a, const void *b)
 
 /*
  * Find a name that occurs twice among obj's members. Returns 1 and sets *dup,
- * 0 when all differ, -ENOMEM. Names are NUL-free (scan() rejected \u0000), so
+ * 0 when all differ, -ENOMEM. Names are NUL-free (json_parse() refuses \u0000), so
  * strcmp compares them exactly.
  */
 static int object_duplicate(const cJSON *obj, const char **dup)
@@ -517,7 +339,7 @@ static int object_duplicate(const cJSON *obj, const char **dup)
 
 /*
  * Check every object in the tree for duplicate names. The recursion is as
- * deep as the document, which scan() has bounded by the nesting limit.
+ * deep as the document, which json_parse() has bounded by the nesting limit.
  */
 static int tree_duplicate(const cJSON *node, const char **dup)
 {
@@ -552,11 +374,6 @@ static const char *json_kind(const cJSON *item)
     return "non-object";
 }
 
-static bool is_json_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 /* The message's type: the first of message_type and type that is a non-empty string. */
 static const char *message_type(const cJSON *root, struct route_result *res)
 {
@@ -579,30 +396,51 @@ static const char *message_type(const cJSON *root, struct route_result *res)
     return NULL;
 }
 
-/* Parse a value that scan() passed: a JSON object and nothing after it but whitespace. */
-static cJSON *parse(const char *value, size_t len, struct route_result *res)
+/* Parse a value that must be one JSON object, into r's arena. */
+static cJSON *parse(struct router *r, const char *value, size_t len, struct route_result *res)
 {
-    const char *end = NULL;
-    /* Reads at most len bytes: the value is not NUL-terminated. */
-    cJSON *root = cJSON_ParseWithLengthOpts(value, len, &end, 0);
+    struct json_error err;
+    cJSON *root = json_parse(value, len, r->limits.max_nesting_depth, arena_alloc, &r->arena, &err);
 
     if (root == NULL) {
-        size_t at = end != NULL ? (size_t)(end - value) : 0;
-
-        route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid JSON near byte %zu", at);
+        switch (err.kind) {
+        case JSON_UTF8:
+            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid UTF-8 at byte %zu",
+                              err.at);
+            break;
+        case JSON_CONTROL:
+            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
+                              "control character in string at byte %zu", err.at);
+            break;
+        case JSON_NUL:
+            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "\\u0000 in string at byte %zu",
+                              err.at);
+            break;
+        case JSON_DEPTH:
+            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "nesting deeper than %d levels",
+                              r->limits.max_nesting_depth < JSON_DEPTH_LIMIT
+                                  ? r->limits.max_nesting_depth
+                                  : JSON_DEPTH_LIMIT);
+            break;
+        case JSON_TRAILING:
+            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
+                              "trailing data after JSON at byte %zu", err.at);
+            break;
+        case JSON_NOMEM:
+            /* Not the message's fault: retrying may well succeed. */
+            route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "out of memory parsing");
+            break;
+        case JSON_OK:
+        case JSON_SYNTAX:
+            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid JSON near byte %zu",
+                              err.at);
+            break;
+        }
         return NULL;
     }
-    for (size_t at = (size_t)(end - value); at < len; at++)
-        if (!is_json_space(value[at])) {
-            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
-                              "trailing data after JSON at byte %zu", at);
-            cJSON_Delete(root);
-            return NULL;
-        }
     if (!cJSON_IsObject(root)) {
         route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "value is a JSON %s, not an object",
                           json_kind(root));
-        cJSON_Delete(root);
         return NULL;
     }
     return root;
@@ -630,20 +468,7 @@ void router_route(struct router *r, const void *value, size_t len, const struct 
                           r->limits.max_message_bytes);
         return;
     }
-    /*
-     * cJSON refuses documents nested deeper than CJSON_NESTING_LIMIT, so that
-     * is the effective limit whatever the configuration says; naming it keeps
-     * the reason true.
-     */
-    int max_depth = r->limits.max_nesting_depth;
-    if (max_depth > CJSON_NESTING_LIMIT)
-        max_depth = CJSON_NESTING_LIMIT;
-    if (!scan(value, len, max_depth, res))
-        return;
-
-    /* Every allocation of the tree, and of a failed parse, comes from the arena from here. */
-    active_arena = &r->arena;
-    cJSON *root = parse(value, len, res);
+    cJSON *root = parse(r, value, len, res);
     if (root == NULL)
         goto out;
 
@@ -690,6 +515,5 @@ void router_route(struct router *r, const void *value, size_t len, const struct 
     }
 out:
     /* The tree lived in the arena: emptying it frees every node at once. */
-    active_arena = NULL;
     arena_reset(&r->arena);
 }

@@ -402,14 +402,14 @@ static const struct route_case cases[] = {
     {"false", "false", PARSE("value is a JSON boolean, not an object")},
     {"null", "null", PARSE("value is a JSON null, not an object")},
 
-    /* Invalid JSON: the position is cJSON's, hence "near" (one past the bad quote here). */
+    /* Invalid JSON: the byte where reading stopped, or the last byte when the value ends early. */
     {"missing value", "{\"a\":}", PARSE("invalid JSON near byte 5")},
     {"missing colon", "{\"a\" 1}", PARSE("invalid JSON near byte 5")},
-    {"single quotes", "{'a':1}", PARSE("invalid JSON near byte 2")},
+    {"single quotes", "{'a':1}", PARSE("invalid JSON near byte 1")},
     {"bad literal", "{\"a\":tru}", PARSE("invalid JSON near byte 5")},
     {"trailing comma", "{\"a\":1,}", PARSE("invalid JSON near byte 7")},
     {"unclosed object", "{\"a\":1", PARSE("invalid JSON near byte 5")},
-    {"unclosed string", "{\"a\":\"abc", PARSE("invalid JSON near byte 6")},
+    {"unclosed string", "{\"a\":\"abc", PARSE("invalid JSON near byte 8")},
     {"bare word", "email", PARSE("invalid JSON near byte 0")},
     {"only whitespace", "   ", PARSE("invalid JSON near byte 2")},
     {"cut inside \\u escape", "{\"a\":\"\\u000", PARSE("invalid JSON near byte 6")},
@@ -421,7 +421,7 @@ static const struct route_case cases[] = {
     {"trailing garbage", TOK "} x", PARSE("trailing data after JSON at byte 27")},
     {"two objects", TOK "}{}", PARSE("trailing data after JSON at byte 26")},
     {"extra closing brace", TOK "}}", PARSE("trailing data after JSON at byte 26")},
-    {"trailing NUL", TOK "}\0", 27, PARSE("invalid JSON near byte 26")},
+    {"trailing NUL", TOK "}\0", 27, PARSE("trailing data after JSON at byte 26")},
     {"trailing whitespace", TOK "} \t\r\n", OK("test_ok", 't')},
     {"leading and inner whitespace", " \n{\t\"message_type\" :\r\n\"test_ok\" }",
      OK("test_ok", 't')},

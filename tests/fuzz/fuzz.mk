@@ -18,16 +18,16 @@ FUZZ_SECONDS ?= 60
 FUZZ_MAX_LEN ?= 65536
 FUZZ_O       := build/fuzz
 FUZZ_BIN     := $(FUZZ_O)/fuzz_pipeline
-FUZZ_SRCS    := tests/fuzz/fuzz_pipeline.c src/router.c src/identity.c src/jsonbuf.c \
+FUZZ_SRCS    := tests/fuzz/fuzz_pipeline.c src/json.c src/router.c src/identity.c src/jsonbuf.c \
                 src/config.c src/log.c src/handlers/handlers.c src/handlers/email.c \
                 src/handlers/whatsapp.c src/handlers/form.c
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O1 $(WARNINGS) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-                -fno-omit-frame-pointer -Isrc \
+                -fno-omit-frame-pointer -Isrc -Itests \
                 $(shell $(PKG_CONFIG) --cflags libcjson libconfig rdkafka)
 FUZZ_LIBS    := $(shell $(PKG_CONFIG) --libs libcjson libconfig rdkafka) -lcrypt
 
-$(FUZZ_BIN): $(FUZZ_SRCS) $(wildcard src/*.h src/handlers/*.h) tests/fuzz/fuzz.mk
+$(FUZZ_BIN): $(FUZZ_SRCS) $(wildcard src/*.h src/handlers/*.h) tests/json_same.h tests/fuzz/fuzz.mk
 	@command -v $(FUZZ_CC) >/dev/null 2>&1 && \
 	    test -f "$$($(FUZZ_CC) -print-file-name=libclang_rt.fuzzer-$$(uname -m).a)" || \
 	    { echo "make fuzz needs $(FUZZ_CC) with libFuzzer: apt-get install clang" \

@@ -12,7 +12,9 @@
  * the consumer would route it, first through an emitter that refuses one
  * output as a full producer queue does, then again through a clean one,
  * as a retry would. Every result is checked against what the daemon
- * promises downstream; a broken promise aborts.
+ * promises downstream; a broken promise aborts. Each value is also parsed
+ * by cJSON: whatever the daemon's parser accepts, cJSON must read to the
+ * same tree.
  */
 
 #include <errno.h>
@@ -29,6 +31,8 @@
 #include "config.h"
 #include "handlers/handlers.h"
 #include "identity.h"
+#include "json.h"
+#include "json_same.h"
 #include "router.h"
 
 #define MAX_MESSAGES 8
@@ -694,6 +698,47 @@ static void route_one(struct pipeline *pl, struct router *router, const char *va
     capture_clear(&b);
 }
 
+/* True when text has a run of n or more bytes that cJSON takes for a number. */
+static bool number_run(const char *text, size_t len, size_t n)
+{
+    size_t run = 0;
+
+    for (size_t i = 0; i < len && run < n; i++)
+        run = strchr("0123456789+-eE.", text[i]) != NULL && text[i] != '\0' ? run + 1 : 0;
+    return run >= n;
+}
+
+/*
+ * The daemon's parser against cJSON's: a value it accepts must be JSON that
+ * cJSON reads to the same tree. cJSON reads at most 63 bytes of a number, and
+ * skips a byte-order mark only when at least two bytes follow it, so those
+ * are the things it may refuse. The other way round, cJSON
+ * is laxer (it takes 01, 1. and -.5, bad UTF-8 and raw control bytes), so
+ * its refusals are what prove the daemon's parser strict.
+ */
+static void check_parser(const char *value, size_t len)
+{
+    struct pool pool = {0};
+    struct json_error err;
+    char why[256];
+    cJSON *ours = json_parse(value, len, JSON_DEPTH_LIMIT, pool_alloc, &pool, &err);
+
+    REQUIRE(ours != NULL || err.kind != JSON_NOMEM, "out of memory from an allocator that has it");
+    REQUIRE(ours != NULL || err.at < len || len == 0, "error at byte %zu of %zu", err.at, len);
+    if (ours != NULL) {
+        cJSON *theirs = cJSON_ParseWithLength(value, len);
+
+        bool short_after_bom = len >= 3 && len <= 4 && memcmp(value, "\xEF\xBB\xBF", 3) == 0;
+
+        REQUIRE(theirs != NULL || number_run(value, len, 63) || short_after_bom,
+                "accepted what cJSON refuses");
+        if (theirs != NULL)
+            REQUIRE(json_same(ours, theirs, why, sizeof(why)), "trees differ: %s", why);
+        cJSON_Delete(theirs);
+    }
+    pool_free(&pool);
+}
+
 static void run_pipeline(struct pipeline *pl, const uint8_t *data, size_t size)
 {
     struct router_limits limits = {
@@ -719,6 +764,8 @@ static void run_pipeline(struct pipeline *pl, const uint8_t *data, size_t size)
         char *value = len > 0 ? copy_bytes(data + start, len) : NULL;
 
         route_one(pl, router, value, len, index, &model);
+        if (pl == &pipelines[0])
+            check_parser(value, len);
         free(value);
         if (sep == NULL)
             break;

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* json.h -- a strict one-pass JSON parser that builds cJSON trees in the caller's memory. */
+#ifndef CRM_JSON_H
+#define CRM_JSON_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+/* The deepest nesting json_parse() accepts whatever it is asked for: it recurses once a level. */
+#define JSON_DEPTH_LIMIT 1000
+
+/* Why a value was refused. */
+enum json_error_kind {
+    JSON_OK,
+    JSON_SYNTAX,   /* not JSON; `at` is where reading stopped (the last byte if it ended early) */
+    JSON_UTF8,     /* a byte sequence that is not well-formed UTF-8 starts at `at` */
+    JSON_CONTROL,  /* a raw control character (below 0x20) inside a string, at `at` */
+    JSON_NUL,      /* the escape \u0000, which no C string can carry, starts at `at` */
+    JSON_DEPTH,    /* nested deeper than the limit; `at` is the bracket that went too deep */
+    JSON_TRAILING, /* a whole value, then something other than whitespace at `at` */
+    JSON_NOMEM,    /* the allocator failed */
+};
+
+struct json_error {
+    enum json_error_kind kind;
+    size_t at; /* a 0-based byte offset into the text */
+};
+
+/* Where json_parse() gets its memory: n bytes aligned for any object, or NULL. */
+typedef void *(*json_alloc_fn)(void *ctx, size_t n);
+
+/*
+ * Parse text[0..len) (not NUL-terminated) as exactly one JSON value (RFC
+ * 8259), with optional whitespace around it and an optional UTF-8 byte-order
+ * mark before it. Stricter than JSON requires where the daemon needs it:
+ * every string must be well-formed UTF-8 (no overlong forms, surrogates or
+ * lone surrogate escapes) and free of \u0000, and nesting deeper than
+ * max_depth (capped at JSON_DEPTH_LIMIT) is refused. Duplicate object names
+ * are kept, in order, for the caller to judge.
+ *
+ * Returns the root of a cJSON tree whose nodes and strings all come from
+ * alloc(ctx, ...): the caller frees them together with that memory, never
+ * with cJSON_Delete(). Numbers get valuedouble, and valueint as cJSON sets
+ * it (saturated to the range of int); 1e999 reads as infinity. On failure
+ * returns NULL and fills *err with the first problem in reading order.
+ */
+cJSON *json_parse(const char *text, size_t len, int max_depth, json_alloc_fn alloc, void *ctx,
+                  struct json_error *err);
+
+/*
+ * The length of the well-formed UTF-8 sequence at p, of which n >= 1 bytes
+ * are available, or 0 when it is not well-formed (RFC 3629).
+ */
+size_t json_utf8_len(const unsigned char *p, size_t n);
+
+#endif
