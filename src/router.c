@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "json.h"
 
 /* Byte positions in reasons are 0-based offsets into the value, as xxd and dd count. */
@@ -27,29 +28,12 @@ struct route {
 };
 
 /*
- * While router_route() parses and handles a message, the tree's nodes and
- * strings are carved out of one block, and the tree is thrown away by
- * emptying the block: no allocator call per node, and no walk of the tree to
- * free it. A message whose tree outgrows the block gets overflow blocks,
- * freed after it; the block then grows (up to ARENA_KEEP_MAX) so that the
- * next such message fits.
+ * While router_route() parses and handles a message, the tree lives in an
+ * arena, emptied after the message; a message whose tree outgrows the first
+ * block makes it grow, up to ARENA_KEEP_MAX, for the next such message.
  */
 #define ARENA_FIRST    (16 * 1024)
 #define ARENA_KEEP_MAX (1024 * 1024)
-#define ARENA_ALIGN    16
-
-struct arena_overflow {
-    struct arena_overflow *next;
-    size_t size;
-    _Alignas(ARENA_ALIGN) unsigned char data[];
-};
-
-struct arena {
-    unsigned char *block;
-    size_t used, cap;
-    size_t wanted; /* the most the last overflowing message needed */
-    struct arena_overflow *overflow;
-};
 
 struct router {
     struct router_limits limits;
@@ -59,69 +43,6 @@ struct router {
     struct arena arena;
 };
 
-/* A json_alloc_fn: n bytes from the arena ctx, valid until its next reset. */
-static void *arena_alloc(void *ctx, size_t n)
-{
-    struct arena *a = ctx;
-
-    if (n > SIZE_MAX - ARENA_ALIGN)
-        return NULL;
-    n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    if (a->block != NULL && n <= a->cap - a->used) {
-        void *p = a->block + a->used;
-
-        a->used += n;
-        return p;
-    }
-    if (n > SIZE_MAX - sizeof(struct arena_overflow))
-        return NULL;
-
-    struct arena_overflow *o = malloc(sizeof(*o) + n);
-    if (o == NULL)
-        return NULL;
-    o->size = n;
-    o->next = a->overflow;
-    a->overflow = o;
-    a->wanted += n;
-    return o->data;
-}
-
-/* Free the overflow blocks; returns how many bytes they held. */
-static size_t arena_drop_overflow(struct arena *a)
-{
-    size_t held = a->wanted;
-
-    while (a->overflow != NULL) {
-        struct arena_overflow *next = a->overflow->next;
-
-        free(a->overflow);
-        a->overflow = next;
-    }
-    a->wanted = 0;
-    return held;
-}
-
-/* Forget everything allocated since the last reset; keep the block, grown if it was short. */
-static void arena_reset(struct arena *a)
-{
-    if (a->overflow != NULL) {
-        size_t want = a->used + arena_drop_overflow(a);
-
-        if (want > ARENA_KEEP_MAX)
-            want = ARENA_KEEP_MAX;
-        if (want > a->cap) {
-            unsigned char *bigger = malloc(want);
-
-            if (bigger != NULL) {
-                free(a->block);
-                a->block = bigger;
-                a->cap = want;
-            }
-        }
-    }
-    a->used = 0;
-}
-
 struct router *router_new(const struct router_limits *limits)
 {
     struct router *r = calloc(1, sizeof(*r));
@@ -129,12 +50,10 @@ struct router *router_new(const struct router_limits *limits)
     if (r == NULL)
         return NULL;
     r->limits = *limits;
-    r->arena.block = malloc(ARENA_FIRST);
-    if (r->arena.block == NULL) {
+    if (arena_init(&r->arena, ARENA_FIRST, ARENA_KEEP_MAX) < 0) {
         free(r);
         return NULL;
     }
-    r->arena.cap = ARENA_FIRST;
     return r;
 }
 
@@ -176,8 +95,7 @@ struct router *router_free(struct router *r)
     for (size_t i = 0; i < r->nroutes; i++)
         free(r->routes[i].type);
     free(r->routes);
-    arena_drop_overflow(&r->arena);
-    free(r->arena.block);
+    arena_fini(&r->arena);
     free(r);
     return NULL;
 }

@@ -12,6 +12,9 @@
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
 
+#include "arena.h"
+#include "json.h"
+
 /*
  * A handler running longer than this is stuck: handlers only compute, they
  * never wait. Sooner if max.poll.interval.ms is shorter: by then the member
@@ -37,6 +40,16 @@ static const double latency_buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.0
                                          0.0025,  0.005,    0.01,    0.025,  0.05,    0.1,    0.25,
                                          0.5,     1,        2.5,     5,      10};
 
+/*
+ * librdkafka's statistics, a few hundred bytes a partition, are parsed into
+ * an arena that keeps up to STATS_ARENA_KEEP_MAX for the next round: no
+ * allocator call per node, every statistics.interval.ms, on the main loop.
+ * They nest six levels deep; the limit only has to bound the recursion.
+ */
+#define STATS_ARENA_FIRST    (64 * 1024)
+#define STATS_ARENA_KEEP_MAX (16 * 1024 * 1024)
+#define STATS_MAX_DEPTH      32
+
 struct telemetry {
     const struct config *cfg;
     struct metrics *registry;
@@ -61,6 +74,9 @@ struct telemetry {
     atomic_bool fatal;
     atomic_int breaker_state;
     char fatal_why[256]; /* written once, before fatal is set */
+
+    /* The last statistics' tree, rebuilt in the same memory each time; main loop only. */
+    struct arena stats_arena;
 
     /* For the STATUS= rate; main loop only. */
     double last_consumed;
@@ -218,7 +234,8 @@ struct telemetry *telemetry_new(const struct config *cfg)
     atomic_init(&t->group, GROUP_UNKNOWN);
     atomic_init(&t->total_lag, -1);
     atomic_init(&t->fatal, false);
-    if (!t->consumed || !t->registry || !register_all(t))
+    if (!t->consumed || !t->registry || !register_all(t) ||
+        arena_init(&t->stats_arena, STATS_ARENA_FIRST, STATS_ARENA_KEEP_MAX) < 0)
         return telemetry_free(t);
     return t;
 }
@@ -439,14 +456,16 @@ static void stats_lag(struct telemetry *t, const cJSON *root)
 
 void telemetry_stats(struct telemetry *t, const char *json, size_t len)
 {
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    struct json_error err;
+    cJSON *root = json_parse(json, len, STATS_MAX_DEPTH, arena_alloc, &t->stats_arena, &err);
 
-    if (!root)
-        return;
-    stats_group(t, root);
-    stats_brokers(t, root);
-    stats_lag(t, root);
-    cJSON_Delete(root);
+    /* Unreadable statistics change nothing: the metrics keep their last values. */
+    if (root != NULL) {
+        stats_group(t, root);
+        stats_brokers(t, root);
+        stats_lag(t, root);
+    }
+    arena_reset(&t->stats_arena);
 }
 
 bool telemetry_health(void *opaque, char *body, size_t len)
@@ -528,6 +547,7 @@ struct telemetry *telemetry_free(struct telemetry *t)
         return NULL;
     metrics_free(t->registry);
     free(t->consumed);
+    arena_fini(&t->stats_arena);
     free(t);
     return NULL;
 }
