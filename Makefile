@@ -151,7 +151,7 @@ $(O)/bench/pipeline: bench/pipeline.c $(LIB_OBJS) $(O)/cflags
 # Preloaded into the daemon by the stall scenario: a handler that hangs.
 $(O)/tests/slow/stall.so: tests/slow/stall.c $(O)/cflags
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -ldl
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
 
 -include tests/fuzz/fuzz.mk
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)

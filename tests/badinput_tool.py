@@ -92,10 +92,10 @@ def catalogue():
     dlq("empty value", b"", "parse", "empty value")
     dlq("null value (tombstone)", None, "parse", "null value")
     dlq("whitespace only", b"  \n ", "parse", "invalid JSON near byte")
-    # cJSON names the byte after the one it stumbled on, hence "near".
-    dlq("not JSON", b"{not json", "parse", "invalid JSON near byte 2")
+    # The byte where reading stopped, which may be past the real mistake, hence "near".
+    dlq("not JSON", b"{not json", "parse", "invalid JSON near byte 1")
     dlq("plain text", b"hello", "parse", "invalid JSON near byte 0")
-    # RFC 8259 section 8.1 lets a parser ignore a leading byte-order mark; cJSON does.
+    # RFC 8259 section 8.1 lets a parser ignore a leading byte-order mark; the daemon does.
     ok("byte-order mark before the object", b"\xef\xbb\xbf" + js(email("bom")), "email", "bom")
     v = js(email("trail")) + b" garbage"
     dlq("trailing garbage", v, "parse", "trailing data after JSON at byte %d" % at(v, b"garbage"))
@@ -124,8 +124,10 @@ def catalogue():
     # Nesting.
     dlq("10,000-deep arrays", b"[" * 10000 + b"]" * 10000, "parse",
         "nesting deeper than %d levels" % MAX_DEPTH)
-    dlq("10,000 openers, never closed", b"{" * 10000, "parse",
+    dlq("10,000 array openers, never closed", b"[" * 10000, "parse",
         "nesting deeper than %d levels" % MAX_DEPTH)
+    # An object must start with a name, so the second brace is already wrong.
+    dlq("10,000 object openers, never closed", b"{" * 10000, "parse", "invalid JSON near byte 1")
     v = js(email("deep"))[:-1] + b',"extra":' + nest(10000) + b"}"
     dlq("10,000-deep objects in a member", v, "parse", "nesting deeper than %d levels" % MAX_DEPTH)
     v = js(email("depth-limit"))[:-1] + b',"extra":' + nest(MAX_DEPTH - 1) + b"}"
@@ -149,7 +151,8 @@ def catalogue():
     dlq("raw NUL byte in a string", v, "parse",
         "control character in string at byte %d" % at(v, b"\x00"))
     v = b'{"message_type":"email_received","message_id":"nul5","from":"a@b.co"}\x00'
-    dlq("raw NUL byte after the object", v, "parse", "invalid JSON near byte %d" % at(v, b"\x00"))
+    dlq("raw NUL byte after the object", v, "parse",
+        "trailing data after JSON at byte %d" % at(v, b"\x00"))
     v = b'{"message_type":"email_received",\x00"message_id":"nul6","from":"a@b.co"}'
     dlq("raw NUL byte between members", v, "parse", "invalid JSON near byte %d" % at(v, b"\x00"))
     v = b'{"message_type":"email_received","message_id":"ctl","from":"a@b.co","subject":"\x01"}'
@@ -159,7 +162,7 @@ def catalogue():
        b'{"message_type":"email_received","message_id":"bs","from":"a@b.co","subject":"\\\\u0000"}',
        "email", "bs")
 
-    # Duplicate keys, which cJSON would resolve silently to the first.
+    # Duplicate keys, which many parsers resolve silently to the first or the last.
     dlq("duplicate message_type", b'{"message_type":"email_received","message_type":"x"}',
         "parse", 'duplicate key "message_type"')
     dlq("duplicate from, different values",

@@ -42,7 +42,7 @@ frozen() {
     [ "$(watchdogs)" -eq "$before" ]
 }
 
-stall_message() { # ID: a valid e-mail whose parsing the shim makes hang
+stall_message() { # ID: a valid e-mail whose handling the shim makes hang
     printf '{"message_type":"email_received","message_id":"%s","from":"stall@example.com","subject":"s","body":"crm-test-stall"}\n' \
         "$1" | kcat -P -b "$addr" -t crm.stall -p 0
 }

@@ -1,21 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stall.c -- a test shim, preloaded into the daemon: parsing a message that
- * contains "crm-test-stall" hangs for CRM_STALL_SECONDS, once (the file
- * CRM_STALL_ONCE records that it did), as a stuck handler would.
+ * stall.c -- a test shim, preloaded into the daemon: handling a message
+ * with a string field of exactly "crm-test-stall" hangs for
+ * CRM_STALL_SECONDS, once (the file CRM_STALL_ONCE records that it did), as
+ * a stuck handler would.
+ *
+ * The daemon parses with code of its own, which no preload can reach, so
+ * the shim takes strlen(): the handlers measure every string field they
+ * check with it. It counts the bytes itself, so it calls nothing that might
+ * call it back.
  */
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #define MARKER "crm-test-stall"
-
-typedef cJSON *parse_fn(const char *, size_t, const char **, cJSON_bool);
 
 static void stall_once(void)
 {
@@ -30,14 +31,14 @@ static void stall_once(void)
         ;
 }
 
-cJSON *cJSON_ParseWithLengthOpts(const char *value, size_t len, const char **end,
-                                 cJSON_bool require_null)
+/* Without the attribute GCC turns the loop back into a call to strlen(): this one. */
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) size_t strlen(const char *s)
 {
-    static parse_fn *real;
+    size_t n = 0;
 
-    if (!real)
-        *(void **)&real = dlsym(RTLD_NEXT, "cJSON_ParseWithLengthOpts");
-    if (value && memmem(value, len, MARKER, sizeof(MARKER) - 1))
+    while (s[n] != '\0')
+        n++;
+    if (n == sizeof(MARKER) - 1 && memcmp(s, MARKER, n) == 0)
         stall_once();
-    return real(value, len, end, require_null);
+    return n;
 }
