@@ -709,12 +709,15 @@ static bool number_run(const char *text, size_t len, size_t n)
 }
 
 /*
- * The daemon's parser against cJSON's: a value it accepts must be JSON that
- * cJSON reads to the same tree. cJSON reads at most 63 bytes of a number, and
- * skips a byte-order mark only when at least two bytes follow it, so those
- * are the things it may refuse. The other way round, cJSON
- * is laxer (it takes 01, 1. and -.5, bad UTF-8 and raw control bytes), so
- * its refusals are what prove the daemon's parser strict.
+ * The daemon's parser against cJSON's, both ways. A value it accepts must be
+ * JSON that cJSON reads to the same tree; cJSON reads at most 63 bytes of a
+ * number, and skips a byte-order mark only when at least two bytes follow
+ * it, so those are the things it may refuse. The other way, cJSON is laxer
+ * (it takes 01, 1. and -.5, bad UTF-8 and raw control bytes), so a value it
+ * accepts is printed by cJSON, which writes strict JSON, and the daemon's
+ * parser must accept that text and read it as cJSON reads it back: valid
+ * JSON is never refused. Only text that is not UTF-8, which cJSON passes
+ * through as it found it, is left out.
  */
 static void check_parser(const char *value, size_t len)
 {
@@ -722,21 +725,35 @@ static void check_parser(const char *value, size_t len)
     struct json_error err;
     char why[256];
     cJSON *ours = json_parse(value, len, JSON_DEPTH_LIMIT, pool_alloc, &pool, &err);
+    cJSON *theirs = len > 0 ? cJSON_ParseWithLength(value, len) : NULL;
 
     REQUIRE(ours != NULL || err.kind != JSON_NOMEM, "out of memory from an allocator that has it");
     REQUIRE(ours != NULL || err.at < len || len == 0, "error at byte %zu of %zu", err.at, len);
     if (ours != NULL) {
-        cJSON *theirs = cJSON_ParseWithLength(value, len);
-
         bool short_after_bom = len >= 3 && len <= 4 && memcmp(value, "\xEF\xBB\xBF", 3) == 0;
 
         REQUIRE(theirs != NULL || number_run(value, len, 63) || short_after_bom,
                 "accepted what cJSON refuses");
         if (theirs != NULL)
             REQUIRE(json_same(ours, theirs, why, sizeof(why)), "trees differ: %s", why);
-        cJSON_Delete(theirs);
     }
     pool_free(&pool);
+
+    char *printed = theirs != NULL ? cJSON_PrintUnformatted(theirs) : NULL;
+    if (printed != NULL && utf8_valid(printed, strlen(printed))) {
+        cJSON *again =
+            json_parse(printed, strlen(printed), JSON_DEPTH_LIMIT, pool_alloc, &pool, &err);
+        cJSON *reread = cJSON_Parse(printed);
+
+        REQUIRE(again != NULL, "refused cJSON's printing of a value (error %d at byte %zu): %.200s",
+                err.kind, err.at, printed);
+        REQUIRE(reread != NULL && json_same(again, reread, why, sizeof(why)),
+                "read cJSON's printing differently: %s", why);
+        cJSON_Delete(reread);
+        pool_free(&pool);
+    }
+    free(printed);
+    cJSON_Delete(theirs);
 }
 
 static void run_pipeline(struct pipeline *pl, const uint8_t *data, size_t size)
