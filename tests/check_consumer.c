@@ -1203,6 +1203,49 @@ START_TEST(breaker_pause_survives_rebalance)
 }
 END_TEST
 
+/* The value of a property of c's consumer, as librdkafka reports it. */
+static const char *setting(struct consumer *c, const char *name, char *buf, size_t len)
+{
+    const rd_kafka_conf_t *conf = rd_kafka_conf(consumer_handle(c));
+
+    ck_assert_int_eq(rd_kafka_conf_get(conf, name, buf, &len), RD_KAFKA_CONF_OK);
+    return buf;
+}
+
+/* The daemon's prefetch and statistics defaults, and the operator's values over them. */
+START_TEST(tuned_defaults_yield_to_the_operator)
+{
+    struct router *r;
+    struct config *cfg;
+    struct consumer *c;
+    char buf[64];
+
+    cluster_up(1);
+    r = test_router(NULL);
+    cfg = test_config("settings", NULL);
+    c = start(cfg, r);
+    ck_assert_str_eq(setting(c, "queued.min.messages", buf, sizeof(buf)), "1000000");
+    ck_assert_str_eq(setting(c, "queued.max.messages.kbytes", buf, sizeof(buf)), "40960");
+    ck_assert_str_eq(setting(c, "statistics.interval.ms", buf, sizeof(buf)), "5000");
+    ck_assert_str_eq(setting(c, "enable.auto.offset.store", buf, sizeof(buf)), "false");
+    consumer_free(c);
+    config_free(cfg);
+
+    cfg = test_config("settings", NULL);
+    add_property(cfg, "queued.min.messages", "5000");
+    add_property(cfg, "queued.max.messages.kbytes", "1024");
+    add_property(cfg, "statistics.interval.ms", "60000");
+    c = start(cfg, r);
+    ck_assert_str_eq(setting(c, "queued.min.messages", buf, sizeof(buf)), "5000");
+    ck_assert_str_eq(setting(c, "queued.max.messages.kbytes", buf, sizeof(buf)), "1024");
+    ck_assert_str_eq(setting(c, "statistics.interval.ms", buf, sizeof(buf)), "60000");
+    consumer_free(c);
+    config_free(cfg);
+    router_free(r);
+    cluster_down();
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=name runs just that one. */
 static void add_case(Suite *s, const char *name, const TTest *test)
 {
@@ -1233,6 +1276,7 @@ static Suite *consumer_suite(void)
     add_case(s, "refused_batch", refused_batch_is_sent_again_alone);
     add_case(s, "breaker_rebalance", breaker_pause_survives_rebalance);
     add_case(s, "close_without_brokers", close_without_brokers_is_bounded);
+    add_case(s, "settings", tuned_defaults_yield_to_the_operator);
     return s;
 }
 
