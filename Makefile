@@ -205,7 +205,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/crm-consumerd $(DESTDIR)$(UNITDIR)/crm-consumerd.service \
 	    $(DESTDIR)$(MANDIR)/man8/crm-consumerd.8 $(DESTDIR)$(MANDIR)/man5/crm-consumer.conf.5
 
-STYLE_FILES = $(wildcard src/*.c src/*.h src/handlers/*.c src/handlers/*.h tests/*.c tests/slow/*.c \
+STYLE_FILES = $(wildcard src/*.c src/*.h src/handlers/*.c src/handlers/*.h tests/*.c tests/*.h tests/slow/*.c \
                          tests/fuzz/*.c bench/*.c)
 
 style-check:
