@@ -62,7 +62,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O2 $(WARNIN
              $(SAN_FLAGS) -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
-LIB_SRCS := src/log.c src/config.c src/arena.c src/json.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
+LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
             src/publisher.c src/changelog.c src/kafka.c src/metrics.c src/http.c \
             src/telemetry.c src/notify.c src/demo.c src/breaker.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \

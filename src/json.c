@@ -12,13 +12,16 @@
 #include <emmintrin.h>
 #endif
 
+#include "utf8.h"
+
 /*
  * Why not cJSON_Parse(): it allocates every node through one global hook,
  * cannot be told that its input may hold NUL bytes or bad UTF-8 (so every
  * value needed a checking pass of its own first), compares each literal with
  * strncmp() and reads each number through a copy and strtod(). This parser
- * checks and builds in one pass and is several times faster on the messages
- * the daemon sees; the trees it builds are plain cJSON trees, so everything
+ * checks and builds in one pass, in well under half the instructions of the
+ * check and cJSON_Parse() together on the benchmark's messages (callgrind on
+ * bench/pipeline); the trees it builds are plain cJSON trees, so everything
  * that reads them is unchanged.
  */
 
@@ -51,42 +54,9 @@ static void *syntax(struct parser *ps, size_t at)
 {
     if (at >= ps->len)
         return fail(ps, JSON_SYNTAX, ps->len > 0 ? ps->len - 1 : 0);
-    if (ps->p[at] >= 0x80 && json_utf8_len(ps->p + at, ps->len - at) == 0)
+    if (ps->p[at] >= 0x80 && utf8_len(ps->p + at, ps->len - at) == 0)
         return fail(ps, JSON_UTF8, at);
     return fail(ps, JSON_SYNTAX, at);
-}
-
-size_t json_utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-    size_t need;
-
-    /* Table 3-7 of the Unicode standard: the second byte's range depends on the first. */
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* below is overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* above is a surrogate */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* below is overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above is beyond U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < need || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return need;
 }
 
 #define ONES  UINT64_C(0x0101010101010101)
@@ -304,7 +274,7 @@ static char *parse_string(struct parser *ps)
                 return NULL;
             out += n;
         } else if (c >= 0x80) {
-            if ((n = json_utf8_len(p + i, end - i)) == 0)
+            if ((n = utf8_len(p + i, end - i)) == 0)
                 return fail(ps, JSON_UTF8, i);
             memcpy(s + out, p + i, n);
             out += n;

@@ -48,10 +48,4 @@ typedef void *(*json_alloc_fn)(void *ctx, size_t n);
 cJSON *json_parse(const char *text, size_t len, int max_depth, json_alloc_fn alloc, void *ctx,
                   struct json_error *err);
 
-/*
- * The length of the well-formed UTF-8 sequence at p, of which n >= 1 bytes
- * are available, or 0 when it is not well-formed (RFC 3629).
- */
-size_t json_utf8_len(const unsigned char *p, size_t n);
-
 #endif

@@ -16,6 +16,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "utf8.h"
+
 /* The most label names a family may have, as metrics.h promises. */
 #define MAX_LABELS 8
 
@@ -306,52 +308,14 @@ struct metric_family *metrics_family(struct metrics *m, enum metric_type type, c
     return f;
 }
 
-/*
- * The length of the well-formed UTF-8 sequence at p (RFC 3629: no
- * overlong forms, surrogates or code points above U+10FFFF), or 0.
- */
-static size_t utf8_len(const unsigned char *p)
-{
-    unsigned char lo = 0x80, hi = 0xbf;
-    size_t n;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        n = 2;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        n = 3;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        n = 4;
-    else
-        return 0;
-    /* Only the second byte's range depends on the first; the rest are 80..BF. */
-    if (p[0] == 0xe0)
-        lo = 0xa0;
-    else if (p[0] == 0xed)
-        hi = 0x9f;
-    else if (p[0] == 0xf0)
-        lo = 0x90;
-    else if (p[0] == 0xf4)
-        hi = 0x8f;
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 static bool utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
 
-    while (*p != '\0') {
-        size_t n = utf8_len(p);
-        if (n == 0)
+    for (size_t i = 0, n; i < len; i += n)
+        if ((n = utf8_len(p + i, len - i)) == 0)
             return false;
-        p += n;
-    }
     return true;
 }
 
@@ -373,16 +337,16 @@ static char *utf8_repair(const char *s)
     if (out == NULL)
         return NULL;
     char *q = out;
-    while (*p != '\0') {
-        size_t n = utf8_len(p);
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_len(p + i, len - i);
         if (n == 0) {
             memcpy(q, "\xef\xbf\xbd", 3);
             q += 3;
-            p++;
+            i++;
         } else {
-            memcpy(q, p, n);
+            memcpy(q, p + i, n);
             q += n;
-            p += n;
+            i += n;
         }
     }
     *q = '\0';
