@@ -41,10 +41,11 @@ static const double latency_buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.0
                                          0.5,     1,        2.5,     5,      10};
 
 /*
- * librdkafka's statistics, a few hundred bytes a partition, are parsed into
+ * librdkafka's statistics, which grow with the partitions assigned, are parsed into
  * an arena that keeps up to STATS_ARENA_KEEP_MAX for the next round: no
  * allocator call per node, every statistics.interval.ms, on the main loop.
- * They nest six levels deep; the limit only has to bound the recursion.
+ * They nest five levels deep (root, topics, topic, partitions, partition);
+ * the limit only has to bound the recursion.
  */
 #define STATS_ARENA_FIRST    (64 * 1024)
 #define STATS_ARENA_KEEP_MAX (16 * 1024 * 1024)
