@@ -58,6 +58,7 @@ START_TEST(test_tuned_defaults)
     ck_assert_msg(p != NULL, "publisher_new: %s", err);
     ck_assert_str_eq(setting(p, "linger.ms", buf, sizeof(buf)), "50");
     ck_assert_str_eq(setting(p, "batch.num.messages", buf, sizeof(buf)), "10000");
+    ck_assert_str_eq(setting(p, "compression.codec", buf, sizeof(buf)), "lz4");
     ck_assert_str_eq(setting(p, "enable.idempotence", buf, sizeof(buf)), "true");
     publisher_free(p);
     config_free(cfg);
@@ -68,7 +69,8 @@ END_TEST
 START_TEST(test_operator_wins)
 {
     static const char *const by_name[] = {"linger.ms", "7", "batch.num.messages", "100"};
-    static const char *const by_alias[] = {"queue.buffering.max.ms", "9"};
+    static const char *const by_alias[] = {"queue.buffering.max.ms", "9", "compression.type",
+                                           "none"};
     char err[256], buf[64];
     struct config *cfg = config_with(by_name, 2);
     struct publisher *p = publisher_new(cfg, no_ack, NULL, err, sizeof(err));
@@ -79,10 +81,11 @@ START_TEST(test_operator_wins)
     publisher_free(p);
     config_free(cfg);
 
-    cfg = config_with(by_alias, 1);
+    cfg = config_with(by_alias, 2);
     p = publisher_new(cfg, no_ack, NULL, err, sizeof(err));
     ck_assert_msg(p != NULL, "publisher_new: %s", err);
     ck_assert_str_eq(setting(p, "linger.ms", buf, sizeof(buf)), "9");
+    ck_assert_str_eq(setting(p, "compression.codec", buf, sizeof(buf)), "none");
     ck_assert_str_eq(setting(p, "batch.num.messages", buf, sizeof(buf)), "10000");
     publisher_free(p);
     config_free(cfg);
