@@ -496,3 +496,11 @@ cJSON *json_parse(const char *text, size_t len, int max_depth, json_alloc_fn all
         return fail(&ps, JSON_TRAILING, ps.pos);
     return root;
 }
+
+const cJSON *json_member(const cJSON *obj, const char *name)
+{
+    for (const cJSON *m = obj != NULL ? obj->child : NULL; m != NULL; m = m->next)
+        if (m->string != NULL && m->string[0] == name[0] && strcmp(m->string, name) == 0)
+            return m;
+    return NULL;
+}

@@ -3,6 +3,7 @@
 #ifndef CRM_JSON_H
 #define CRM_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -47,5 +48,24 @@ typedef void *(*json_alloc_fn)(void *ctx, size_t n);
  */
 cJSON *json_parse(const char *text, size_t len, int max_depth, json_alloc_fn alloc, void *ctx,
                   struct json_error *err);
+
+/*
+ * The first member of obj named exactly name (null values too), or NULL;
+ * obj may be NULL. What cJSON_GetObjectItemCaseSensitive() answers, but with the
+ * first bytes compared inline, since most members differ there and a call
+ * to strcmp() for each costs more than the lookup's other work.
+ */
+const cJSON *json_member(const cJSON *obj, const char *name);
+
+/*
+ * Whether item is a node of that type (cJSON_String, cJSON_Object, ...), as
+ * cJSON_IsString() and its kin answer, false for NULL. Inline: the router
+ * and the handlers ask dozens of times per message, and a call into the
+ * shared library for each costs more than the question.
+ */
+static inline bool json_is(const cJSON *item, int type)
+{
+    return item != NULL && (item->type & 0xFF) == type;
+}
 
 #endif

@@ -261,13 +261,13 @@ static int object_duplicate(const cJSON *obj, const char **dup)
  */
 static int tree_duplicate(const cJSON *node, const char **dup)
 {
-    if (cJSON_IsObject(node)) {
+    if (json_is(node, cJSON_Object)) {
         int rc = object_duplicate(node, dup);
 
         if (rc != 0)
             return rc;
     }
-    if (cJSON_IsObject(node) || cJSON_IsArray(node))
+    if (json_is(node, cJSON_Object) || json_is(node, cJSON_Array))
         for (const cJSON *c = node->child; c != NULL; c = c->next) {
             int rc = tree_duplicate(c, dup);
 
@@ -279,15 +279,15 @@ static int tree_duplicate(const cJSON *node, const char **dup)
 
 static const char *json_kind(const cJSON *item)
 {
-    if (cJSON_IsArray(item))
+    if (json_is(item, cJSON_Array))
         return "array";
-    if (cJSON_IsString(item))
+    if (json_is(item, cJSON_String))
         return "string";
-    if (cJSON_IsNumber(item))
+    if (json_is(item, cJSON_Number))
         return "number";
     if (cJSON_IsBool(item))
         return "boolean";
-    if (cJSON_IsNull(item))
+    if (json_is(item, cJSON_NULL))
         return "null";
     return "non-object";
 }
@@ -299,9 +299,9 @@ static const char *message_type(const cJSON *root, struct route_result *res)
     const char *bad = NULL;
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, names[i]);
+        const cJSON *t = json_member(root, names[i]);
 
-        if (cJSON_IsString(t) && t->valuestring[0] != '\0')
+        if (json_is(t, cJSON_String) && t->valuestring[0] != '\0')
             return t->valuestring;
         if (t != NULL && bad == NULL)
             bad = names[i];
@@ -356,7 +356,7 @@ static cJSON *parse(struct router *r, const char *value, size_t len, struct rout
         }
         return NULL;
     }
-    if (!cJSON_IsObject(root)) {
+    if (!json_is(root, cJSON_Object)) {
         route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "value is a JSON %s, not an object",
                           json_kind(root));
         return NULL;

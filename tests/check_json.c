@@ -253,6 +253,47 @@ START_TEST(utf8_lengths)
 }
 END_TEST
 
+/* json_member() and json_is() answer as cJSON's lookup and type tests do. */
+START_TEST(members_and_types)
+{
+    static const char text[] = "{\"ab\":1,\"a\":null,\"abc\":\"x\",\"a\":[true],\"\":{}}";
+    static const char *const names[] = {"ab", "a", "abc", "", "b", "abcd"};
+    struct pool pool = {0};
+    struct json_error err;
+    const cJSON *root = json_parse(text, strlen(text), 8, pool_alloc, &pool, &err);
+    cJSON *theirs = cJSON_Parse(text);
+
+    ck_assert_ptr_nonnull(root);
+    ck_assert_ptr_nonnull(theirs);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const cJSON *ours = json_member(root, names[i]);
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(theirs, names[i]);
+
+        ck_assert_msg((ours == NULL) == (want == NULL), "%s: found %d", names[i], ours != NULL);
+        if (ours != NULL)
+            ck_assert_msg(ours->type == want->type, "%s: type %d, not %d", names[i], ours->type,
+                          want->type);
+    }
+    /* The first of two members of one name: null, not the array. */
+    ck_assert(json_is(json_member(root, "a"), cJSON_NULL));
+    ck_assert_ptr_null(json_member(NULL, "a"));
+    ck_assert_ptr_null(json_member(json_member(root, "ab"), "a"));
+    ck_assert_ptr_null(json_member(json_member(root, "a")->next->next, "a")); /* an array */
+
+    for (const cJSON *m = theirs->child; m != NULL; m = m->next) {
+        ck_assert(json_is(m, cJSON_String) == cJSON_IsString(m));
+        ck_assert(json_is(m, cJSON_Number) == cJSON_IsNumber(m));
+        ck_assert(json_is(m, cJSON_NULL) == cJSON_IsNull(m));
+        ck_assert(json_is(m, cJSON_Array) == cJSON_IsArray(m));
+        ck_assert(json_is(m, cJSON_Object) == cJSON_IsObject(m));
+        ck_assert(json_is(m->child, cJSON_True) == cJSON_IsTrue(m->child));
+    }
+    ck_assert(!json_is(NULL, cJSON_NULL));
+    cJSON_Delete(theirs);
+    pool_free(&pool);
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
     Suite *s = suite_create("json");
@@ -265,6 +306,7 @@ static Suite *json_suite(void)
     tcase_add_test(tc, depth_is_capped);
     tcase_add_test(tc, allocation_failures);
     tcase_add_test(tc, utf8_lengths);
+    tcase_add_test(tc, members_and_types);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -34,9 +34,6 @@ struct field_spec {
 enum outcome fields_check(const cJSON *obj, const char *prefix, const struct field_spec *specs,
                           size_t nspecs, struct route_result *res);
 
-/* The first member of obj named exactly `name` (null values too), or NULL; obj may be NULL. */
-const cJSON *fields_member(const cJSON *obj, const char *name);
-
 /* Whether obj has the member `name` with a value other than null. */
 bool fields_present(const cJSON *obj, const char *name);
 

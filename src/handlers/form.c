@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../json.h"
 #include "fields.h"
 
 static const struct field_spec form_fields[] = {
@@ -36,7 +37,7 @@ enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_m
     if (outcome != OUTCOME_OK)
         return outcome;
 
-    const cJSON *fields = fields_member(msg, "fields");
+    const cJSON *fields = json_member(msg, "fields");
     outcome = fields_check(fields, "fields.", form_inner_fields,
                            sizeof(form_inner_fields) / sizeof(form_inner_fields[0]), res);
     if (outcome != OUTCOME_OK)

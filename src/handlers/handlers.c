@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../json.h"
 #include "fields.h"
 
 /* What {name} and {subject} become when the message has none (or an empty one). */
@@ -75,20 +76,6 @@ struct handlers *handlers_free(struct handlers *h)
     return NULL;
 }
 
-const cJSON *fields_member(const cJSON *obj, const char *name)
-{
-    /*
-     * What cJSON_GetObjectItemCaseSensitive() answers, the first member of
-     * that name, but with the first bytes compared inline: most members
-     * differ there, and a call to strcmp() for each costs more than the
-     * lookups' other work.
-     */
-    for (const cJSON *m = obj != NULL ? obj->child : NULL; m != NULL; m = m->next)
-        if (m->string != NULL && m->string[0] == name[0] && strcmp(m->string, name) == 0)
-            return m;
-    return NULL;
-}
-
 bool fields_present(const cJSON *obj, const char *name)
 {
     return fields_item(obj, name) != NULL;
@@ -96,16 +83,16 @@ bool fields_present(const cJSON *obj, const char *name)
 
 const cJSON *fields_item(const cJSON *obj, const char *name)
 {
-    const cJSON *item = fields_member(obj, name);
+    const cJSON *item = json_member(obj, name);
 
-    return item != NULL && !cJSON_IsNull(item) ? item : NULL;
+    return item != NULL && !json_is(item, cJSON_NULL) ? item : NULL;
 }
 
 const char *fields_string(const cJSON *obj, const char *name)
 {
     const cJSON *item = fields_item(obj, name);
 
-    return item != NULL && cJSON_IsString(item) ? item->valuestring : NULL;
+    return json_is(item, cJSON_String) ? item->valuestring : NULL;
 }
 
 static enum outcome check_string(const cJSON *item, const char *prefix,
@@ -132,7 +119,7 @@ static enum outcome check_string(const cJSON *item, const char *prefix,
 static enum outcome check_field(const cJSON *obj, const char *prefix, const struct field_spec *spec,
                                 struct route_result *res)
 {
-    const cJSON *item = fields_member(obj, spec->name);
+    const cJSON *item = json_member(obj, spec->name);
 
     if (item == NULL) {
         if (!spec->required)
@@ -141,12 +128,12 @@ static enum outcome check_field(const cJSON *obj, const char *prefix, const stru
                                  prefix, spec->name);
     }
     /* A null optional member means "not given"; a null required one is ill-typed. */
-    if (cJSON_IsNull(item) && !spec->required)
+    if (json_is(item, cJSON_NULL) && !spec->required)
         return OUTCOME_OK;
 
     switch (spec->kind) {
     case FIELD_STRING:
-        if (cJSON_IsString(item))
+        if (json_is(item, cJSON_String))
             return check_string(item, prefix, spec, res);
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
                                  "field \"%s%s\" must be a string", prefix, spec->name);
@@ -155,18 +142,18 @@ static enum outcome check_field(const cJSON *obj, const char *prefix, const stru
          * cJSON reads 1e999 as infinity, which no JSON output can carry:
          * such a number is as unusable as a boolean would be.
          */
-        if (cJSON_IsNumber(item)) {
+        if (json_is(item, cJSON_Number)) {
             if (isfinite(item->valuedouble))
                 return OUTCOME_OK;
             return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
                                      "field \"%s%s\" must be a finite number", prefix, spec->name);
         }
-        if (cJSON_IsString(item))
+        if (json_is(item, cJSON_String))
             return check_string(item, prefix, spec, res);
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
                                  "field \"%s%s\" must be a string or a number", prefix, spec->name);
     case FIELD_OBJECT:
-        if (cJSON_IsObject(item))
+        if (json_is(item, cJSON_Object))
             return OUTCOME_OK;
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
                                  "field \"%s%s\" must be an object", prefix, spec->name);
@@ -269,9 +256,9 @@ static void write_ticket(struct jsonbuf *b, const struct ticket *t, const char *
     write_member(b, ",\"phone\":", t->phone);
     jsonbuf_append_raw(b, "},\"received_at\":");
     /* The field checks let only strings and finite numbers through. */
-    if (cJSON_IsString(t->received_at))
+    if (json_is(t->received_at, cJSON_String))
         jsonbuf_append_cstring(b, t->received_at->valuestring);
-    else if (cJSON_IsNumber(t->received_at))
+    else if (json_is(t->received_at, cJSON_Number))
         jsonbuf_append_double(b, t->received_at->valuedouble);
     else
         jsonbuf_append_null(b);
