@@ -79,6 +79,7 @@ struct metric_family {
     size_t nbuckets;
     double *buckets;
     collect_fn *collect;
+    double divisor; /* counters: shown as count / divisor (0: shown as counted) */
     /* Children in creation order; each is its own allocation, so pointers survive growth. */
     struct metric **children;
     size_t nchildren;
@@ -526,7 +527,15 @@ double metric_value(const struct metric *c)
 
     if (c->family->type == METRIC_GAUGE)
         return bits_double(bits);
+    if (c->family->divisor != 0)
+        return (double)bits / c->family->divisor;
     return (double)bits;
+}
+
+void metrics_set_divisor(struct metric_family *f, double divisor)
+{
+    if (f != NULL && f->type == METRIC_COUNTER && divisor > 0)
+        f->divisor = divisor;
 }
 
 static void buf_put(struct buf *b, const char *s, size_t n)
@@ -722,7 +731,9 @@ static void render_family(struct buf *b, const struct metric_family *f)
         }
         uint_fast64_t v = atomic_load_explicit(&c->value, memory_order_relaxed);
         buf_series(b, f, c, "", NULL);
-        if (f->type == METRIC_COUNTER)
+        if (f->type == METRIC_COUNTER && f->divisor != 0)
+            buf_double(b, (double)v / f->divisor);
+        else if (f->type == METRIC_COUNTER)
             buf_uint(b, v);
         else
             buf_double(b, bits_double(v));

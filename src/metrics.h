@@ -42,6 +42,14 @@ struct metric_family *metrics_family(struct metrics *m, enum metric_type type, c
  */
 struct metric *metrics_child(struct metric_family *f, const char *const *values);
 
+/*
+ * Show f's counts divided by divisor, e.g. 1e9 for a counter of nanoseconds
+ * that Prometheus should read as seconds: the hot path still adds whole
+ * numbers, exactly and without a lock. Counters only; call it before the
+ * first render.
+ */
+void metrics_set_divisor(struct metric_family *f, double divisor);
+
 /* Remove every child of f; thread-safe. */
 void metrics_clear(struct metric_family *f);
 

@@ -120,6 +120,41 @@ START_TEST(test_counter)
 }
 END_TEST
 
+/* A counter of nanoseconds shown in seconds: exact sums, fractional output. */
+START_TEST(test_counter_divisor)
+{
+    static const char *const labels[] = {"for"};
+    static const char *const msgs[] = {"messages"}, *const acks[] = {"acknowledgements"};
+    struct metrics *m = metrics_new();
+    struct metric_family *f = metrics_family(m, METRIC_COUNTER, "crm_wait_seconds_total",
+                                             "Time spent waiting.", 1, labels, 0, NULL);
+
+    ck_assert_ptr_nonnull(f);
+    metrics_set_divisor(f, 1e9);
+    struct metric *a = metrics_child(f, msgs), *b = metrics_child(f, acks);
+    metric_add(a, 1000000000);
+    metric_add(a, 500000000);
+    metric_add(b, 250);
+    ck_assert(metric_value(a) == 1.5);
+    assert_render(m, "# HELP crm_wait_seconds_total Time spent waiting.\n"
+                     "# TYPE crm_wait_seconds_total counter\n"
+                     "crm_wait_seconds_total{for=\"messages\"} 1.5\n"
+                     "crm_wait_seconds_total{for=\"acknowledgements\"} 2.5e-07\n");
+    metrics_free(m);
+
+    /* Gauges and histograms keep their own scale; NULL is ignored. */
+    m = metrics_new();
+    struct metric_family *g =
+        metrics_family(m, METRIC_GAUGE, "crm_level", "A level.", 0, NULL, 0, NULL);
+    ck_assert_ptr_nonnull(g);
+    metrics_set_divisor(g, 1e3);
+    metrics_set_divisor(NULL, 1e3);
+    metric_set(metrics_child(g, NULL), 7);
+    assert_render(m, "# HELP crm_level A level.\n# TYPE crm_level gauge\ncrm_level 7\n");
+    metrics_free(m);
+}
+END_TEST
+
 START_TEST(test_gauge)
 {
     static const char *const labels[] = {"topic", "partition"};
@@ -746,6 +781,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_empty);
     tcase_add_test(tc, test_retain);
     tcase_add_test(tc, test_counter);
+    tcase_add_test(tc, test_counter_divisor);
     tcase_add_test(tc, test_gauge);
     tcase_add_loop_test(tc, test_number_format, 0, (int)NNUMBERS);
     tcase_add_test(tc, test_histogram);
