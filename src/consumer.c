@@ -134,6 +134,14 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int remaining_ms(int64_t deadline)
 {
     int64_t left = deadline - now_ms();
@@ -1007,7 +1015,8 @@ fail:
 /*
  * Wait up to timeout_ms for a first message, then take what is already
  * queued, up to processing.batch_size: a message never waits for a batch to
- * fill, and a busy loop reads no clock per message.
+ * fill, and a busy loop reads no clock per message. The wait is counted:
+ * with a backlog it shows how long librdkafka's prefetch left the loop idle.
  */
 static void fill_batch(struct consumer *c, int timeout_ms)
 {
@@ -1015,8 +1024,12 @@ static void fill_batch(struct consumer *c, int timeout_ms)
 
     c->nbatch = 0;
     while (c->nbatch < max && !c->fatal) {
+        bool waits = c->nbatch == 0 && timeout_ms != 0;
+        uint64_t start = waits ? now_ns() : 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, c->nbatch ? 0 : timeout_ms);
 
+        if (waits)
+            telemetry_wait(c->tm, WAIT_MESSAGES, now_ns() - start);
         if (!m)
             break;
         if (m->err) {
@@ -1379,7 +1392,10 @@ int consumer_poll(struct consumer *c)
     resume_due(c);
     if (flow_control(c)) {
         /* Wait for acknowledgements instead; once paused, serve the group too (timeout 0). */
+        uint64_t start = now_ns();
+
         publisher_poll(c->pub, c->cfg->processing.batch_timeout_ms);
+        telemetry_wait(c->tm, WAIT_ACKNOWLEDGEMENTS, now_ns() - start);
         if (c->flow_paused)
             fill_batch(c, 0);
     } else {

@@ -59,6 +59,7 @@ struct telemetry {
     struct metric *latency;
     struct metric *dead[ERROR_TRANSIENT + 1];
     struct metric *retries, *breaker_opens, *consume_errors;
+    struct metric *waits[WAIT_KINDS];
     struct metric *outputs[OUTPUT_TOPICS][2]; /* [topic][ok] */
     struct metric *commits[2];                /* [ok] */
     struct metric *rebalances[REBALANCE_KINDS];
@@ -109,6 +110,9 @@ static bool register_all(struct telemetry *t)
     static const char *const output_labels[] = {"topic", "status"};
     static const char *const status_label[] = {"status"};
     static const char *const type_label[] = {"type"};
+    static const char *const for_label[] = {"for"};
+    static const char *const waits[] = {
+        [WAIT_MESSAGES] = "messages", [WAIT_ACKNOWLEDGEMENTS] = "acknowledgements"};
     static const char *const lag_labels[] = {"topic", "partition", "consumer_group"};
     static const char *const broker_label[] = {"broker"};
     static const char *const build_labels[] = {"version", "librdkafka_version"};
@@ -152,6 +156,17 @@ static bool register_all(struct telemetry *t)
     ok &= (t->retries = single(m, METRIC_COUNTER, "crm_consumer_retries_total",
                                "Partitions rewound to a failed message for another attempt.")) !=
           NULL;
+    f = metrics_family(m, METRIC_COUNTER, "crm_consumer_wait_seconds_total",
+                       "Time the main loop spent blocked waiting, by what for: messages (none "
+                       "fetched yet) or acknowledgements (at processing.max_in_flight).",
+                       1, for_label, 0, NULL);
+    metrics_set_divisor(f, 1e9);
+    for (int k = 0; f && k < WAIT_KINDS; k++) {
+        const char *v[] = {waits[k]};
+
+        ok &= (t->waits[k] = metrics_child(f, v)) != NULL;
+    }
+    ok &= f != NULL;
     f = metrics_family(m, METRIC_COUNTER, "crm_consumer_outputs_total",
                        "Outputs and dead letters, by topic and delivery result.", 2, output_labels,
                        0, NULL);
@@ -275,6 +290,11 @@ void telemetry_dead_letter(struct telemetry *t, enum error_class cls)
 void telemetry_retry(struct telemetry *t)
 {
     metric_add(t->retries, 1);
+}
+
+void telemetry_wait(struct telemetry *t, enum wait_kind kind, uint64_t ns)
+{
+    metric_add(t->waits[kind], ns);
 }
 
 void telemetry_consume_error(struct telemetry *t)

@@ -29,6 +29,13 @@ enum rebalance_kind {
     REBALANCE_KINDS,
 };
 
+/* What the main loop was blocked waiting for. */
+enum wait_kind {
+    WAIT_MESSAGES,         /* a message to handle: nothing fetched yet */
+    WAIT_ACKNOWLEDGEMENTS, /* outputs' acknowledgements, at processing.max_in_flight */
+    WAIT_KINDS,
+};
+
 struct telemetry;
 
 /*
@@ -62,6 +69,9 @@ void telemetry_consume_error(struct telemetry *t);
 
 /* A partition was rewound for a retry. */
 void telemetry_retry(struct telemetry *t);
+
+/* The main loop spent ns nanoseconds blocked in a poll waiting for kind. */
+void telemetry_wait(struct telemetry *t, enum wait_kind kind, uint64_t ns);
 
 /* An output's delivery report. */
 void telemetry_output(struct telemetry *t, enum output_topic topic, bool ok);

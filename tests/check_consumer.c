@@ -16,6 +16,7 @@
 #include "handlers/handlers.h"
 #include "identity.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "telemetry.h"
 
@@ -409,6 +410,22 @@ static struct consumer *start(const struct config *cfg, struct router *r)
 
     ck_assert_msg(c, "consumer_new: %s", err);
     return c;
+}
+
+/* crm_consumer_wait_seconds_total{for="<what>"} as tm's /metrics shows it. */
+static double wait_seconds(struct telemetry *tm, const char *what)
+{
+    char *text, series[128];
+    size_t len;
+    double v = -1;
+
+    ck_assert_int_eq(metrics_render(telemetry_registry(tm), &text, &len), 0);
+    snprintf(series, sizeof(series), "\ncrm_consumer_wait_seconds_total{for=\"%s\"} ", what);
+    const char *at = strstr(text, series);
+    ck_assert_msg(at != NULL, "no %s in:\n%s", series + 1, text);
+    v = strtod(at + strlen(series), NULL);
+    free(text);
+    return v;
 }
 
 /* Poll until at least `want` messages were routed in total, or fail after TIMEOUT_MS. */
@@ -995,6 +1012,9 @@ START_TEST(flow_control_pauses_without_loss)
     poll_until(c, (uint64_t)n);
     ck_assert_int_eq(consumer_close(c), 0);
     ck_assert_uint_gt(consumer_stats(c)->flow_pauses, 0);
+    /* Both waits are counted: for the group's first messages, and for acknowledgements. */
+    ck_assert(wait_seconds(tms[ntms - 1], "messages") > 0);
+    ck_assert(wait_seconds(tms[ntms - 1], "acknowledgements") > 0);
     consumer_free(c);
     assert_drained("flow", parts);
     router_free(r);
