@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 INBOUND = "crm.inbound"
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)$')
 LE = re.compile(r'le="([^"]*)"')
+FOR = re.compile(r'\bfor="([^"]*)"')
 
 # Bodies of a few realistic lengths, so values spread over ~250-350 bytes the way real
 # mail and chat do, instead of every message having the same size.
@@ -112,6 +113,16 @@ def total(samples, name):
     return sum(v for n, _, v in samples if n == name)
 
 
+def waits(samples):
+    """crm_consumer_wait_seconds_total by its "for" label: {"messages": s, ...}."""
+    out = {}
+    for n, labels, v in samples:
+        m = FOR.search(labels) if n == "crm_consumer_wait_seconds_total" else None
+        if m:
+            out[m.group(1)] = v
+    return out
+
+
 def quantile(q, samples, name):
     """histogram_quantile(q, name): linear inside the bucket the rank falls in (Prometheus)."""
     buckets = {}
@@ -163,9 +174,11 @@ def measure(url, bootstrap, group, count, pid, timeout):
     # identities topic) is not what this measures.
     while True:
         now = time.monotonic()
-        first = total(scrape(url), consumed_name)
+        samples = scrape(url)
+        first = total(samples, consumed_name)
         if first > 0:
             t_first = now
+            waits_first = waits(samples)
             break
         if not alive(pid):
             fail("the daemon exited before consuming anything")
@@ -181,6 +194,7 @@ def measure(url, bootstrap, group, count, pid, timeout):
         done = total(samples, consumed_name)
         if t_consumed is None and done >= count:
             t_consumed = now
+            waits_consumed = waits(samples)
         if t_consumed is not None and samples and total(
                 samples, "crm_consumer_in_flight_messages") == 0:
             break
@@ -219,6 +233,11 @@ def measure(url, bootstrap, group, count, pid, timeout):
     print("p50_us=%.1f" % (quantile(0.50, samples, hist) * 1e6))
     print("p99_us=%.1f" % (quantile(0.99, samples, hist) * 1e6))
     print("peak_rss_kib=%d" % peak_rss_kib(pid))
+    # How long the loop sat waiting inside that window, and for what.
+    for kind in ("messages", "acknowledgements"):
+        if kind not in waits_first or kind not in waits_consumed:
+            fail("no crm_consumer_wait_seconds_total{for=\"%s\"} in /metrics" % kind)
+        print("wait_%s_s=%.6f" % (kind, waits_consumed[kind] - waits_first[kind]))
 
 
 def count_lines():
