@@ -158,7 +158,8 @@ static bool register_all(struct telemetry *t)
           NULL;
     f = metrics_family(m, METRIC_COUNTER, "crm_consumer_wait_seconds_total",
                        "Time the main loop spent blocked waiting, by what for: messages (none "
-                       "fetched yet) or acknowledgements (at processing.max_in_flight).",
+                       "fetched yet) or acknowledgements (flow control: "
+                       "processing.max_in_flight reached, or the producer's queue full).",
                        1, for_label, 0, NULL);
     metrics_set_divisor(f, 1e9);
     for (int k = 0; f && k < WAIT_KINDS; k++) {

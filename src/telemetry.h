@@ -32,7 +32,7 @@ enum rebalance_kind {
 /* What the main loop was blocked waiting for. */
 enum wait_kind {
     WAIT_MESSAGES,         /* a message to handle: nothing fetched yet */
-    WAIT_ACKNOWLEDGEMENTS, /* outputs' acknowledgements, at processing.max_in_flight */
+    WAIT_ACKNOWLEDGEMENTS, /* outputs' acknowledgements, held back by flow control */
     WAIT_KINDS,
 };
 
