@@ -928,13 +928,10 @@ static void consume_error(struct consumer *c, rd_kafka_message_t *m)
  * was faster, but went over it). Operators with larger messages and memory
  * to spare may raise it.
  */
-static const struct {
-    const char *name;
-    const char *value;
-} tuned[] = {
-    {"statistics.interval.ms", "5000"},
-    {"queued.min.messages", "1000000"},
-    {"queued.max.messages.kbytes", "40960"},
+static const struct kafka_default tuned[] = {
+    {"statistics.interval.ms", NULL, "5000"},
+    {"queued.min.messages", NULL, "1000000"},
+    {"queued.max.messages.kbytes", NULL, "40960"},
 };
 
 struct consumer *consumer_new(const struct config *cfg, struct router *router, struct telemetry *tm,
@@ -974,13 +971,10 @@ struct consumer *consumer_new(const struct config *cfg, struct router *router, s
         rd_kafka_conf_destroy(conf);
         conf = NULL;
     }
-    for (size_t i = 0; conf && i < sizeof(tuned) / sizeof(tuned[0]); i++) {
-        if (config_property(cfg, tuned[i].name))
-            continue;
-        if (kafka_conf_set(conf, tuned[i].name, tuned[i].value, err, errlen) < 0) {
-            rd_kafka_conf_destroy(conf);
-            conf = NULL;
-        }
+    if (conf &&
+        kafka_conf_defaults(conf, cfg, tuned, sizeof(tuned) / sizeof(tuned[0]), err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
     }
     if (!conf)
         goto fail;

@@ -51,6 +51,19 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, char *err, size_t errl
     return conf;
 }
 
+int kafka_conf_defaults(rd_kafka_conf_t *conf, const struct config *cfg,
+                        const struct kafka_default *defs, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (config_property(cfg, defs[i].name) ||
+            (defs[i].alias && config_property(cfg, defs[i].alias)))
+            continue;
+        if (kafka_conf_set(conf, defs[i].name, defs[i].value, err, errlen) < 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
 /* The host of one "proto://host:port" entry, into buf; false when there is none. */
 static bool broker_host(const char *entry, size_t len, char *buf, size_t buflen)
 {

@@ -21,6 +21,20 @@ rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, char *err, size_t errl
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
                    size_t errlen);
 
+/* A property the daemon sets unless the operator did, and the value it sets. */
+struct kafka_default {
+    const char *name;
+    const char *alias; /* another name librdkafka accepts for it, or NULL */
+    const char *value;
+};
+
+/*
+ * Set each of defs[0..n) that kafka.properties does not set under either
+ * name. 0, or -EINVAL with "name: librdkafka's reason" in err.
+ */
+int kafka_conf_defaults(rd_kafka_conf_t *conf, const struct config *cfg,
+                        const struct kafka_default *defs, size_t n, char *err, size_t errlen);
+
 /*
  * Resolve every host of a bootstrap list ("host:port,[v6]:port,SSL://h:p").
  * Returns how many resolve when all do, 0 when none does, and minus the

@@ -36,11 +36,7 @@ struct publisher {
  * cost here. In `make bench` the mock cluster's CPU time fell by about a
  * third and the full run was a few percent faster.
  */
-static const struct {
-    const char *name;
-    const char *alias; /* another name librdkafka accepts for it, or NULL */
-    const char *value;
-} tuned[] = {
+static const struct kafka_default tuned[] = {
     {"linger.ms", "queue.buffering.max.ms", "50"},
     {"batch.num.messages", NULL, "10000"},
     {"compression.codec", "compression.type", "lz4"},
@@ -101,14 +97,10 @@ struct publisher *publisher_new(const struct config *cfg, publisher_ack_fn ack, 
         rd_kafka_conf_destroy(conf);
         conf = NULL;
     }
-    for (size_t i = 0; conf && i < sizeof(tuned) / sizeof(tuned[0]); i++) {
-        if (config_property(cfg, tuned[i].name) ||
-            (tuned[i].alias && config_property(cfg, tuned[i].alias)))
-            continue;
-        if (kafka_conf_set(conf, tuned[i].name, tuned[i].value, err, errlen) < 0) {
-            rd_kafka_conf_destroy(conf);
-            conf = NULL;
-        }
+    if (conf &&
+        kafka_conf_defaults(conf, cfg, tuned, sizeof(tuned) / sizeof(tuned[0]), err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
     }
     if (!conf) {
         free(p);
