@@ -922,11 +922,12 @@ static void consume_error(struct consumer *c, rd_kafka_message_t *m)
  * Debian 12's) looks again only when its broker thread next wakes, up to a
  * second later. Its default of 100,000 records is about half a second of the
  * daemon's work, so a backlog drained in bursts, the loop idle for the rest
- * of every second. The queue is bounded by bytes instead, at 40 MiB: most
- * of a second of work for messages of a few hundred bytes, with the peak
- * RSS well under 150 MB while `make bench` drains 300,000 of them (48 MiB
- * was faster, but went over it). Operators with larger messages and memory
- * to spare may raise it.
+ * of every second. The queue is bounded by bytes instead, at 40 MiB: about
+ * half a second of work for messages of a few hundred bytes, with the peak
+ * RSS under 150 MB while `make bench` drains 300,000 of them. The pauses
+ * still cost a dry run 14-26% of its time (crm_consumer_wait_seconds_total);
+ * 48 and 64 MiB waited less but went over 150 MB. Operators with memory to
+ * spare may raise it.
  */
 static const struct kafka_default tuned[] = {
     {"statistics.interval.ms", NULL, "5000"},
