@@ -10,9 +10,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
 
+#include "arena.h"
+#include "json.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -20,6 +21,14 @@
 #define POLL_MAX 1000
 /* How often to look again for the topic while it does not exist. */
 #define RETRY_MS 10000
+/*
+ * Events are parsed into an arena emptied after each one: an identity.linked
+ * event is a few hundred bytes, so the first block serves them all without a
+ * malloc. Deeper nesting than any event of ours has is not one of ours.
+ */
+#define ARENA_FIRST    (4 * 1024)
+#define ARENA_KEEP_MAX (64 * 1024)
+#define EVENT_DEPTH    32
 
 struct changelog {
     const struct config *cfg;
@@ -29,6 +38,7 @@ struct changelog {
     int64_t retry_after; /* monotonic ms of the next look for the topic */
     uint64_t applied;
     uint64_t skipped;
+    struct arena arena;
 };
 
 static int64_t now_ms(void)
@@ -51,6 +61,11 @@ struct changelog *changelog_new(const struct config *cfg, struct identity_links 
     }
     cl->cfg = cfg;
     cl->links = links;
+    if (arena_init(&cl->arena, ARENA_FIRST, ARENA_KEEP_MAX) < 0) {
+        snprintf(err, errlen, "out of memory");
+        free(cl);
+        return NULL;
+    }
     conf = kafka_conf_new(cfg, err, errlen);
     /*
      * No group membership: every instance reads every partition, by assign(),
@@ -63,12 +78,14 @@ struct changelog *changelog_new(const struct config *cfg, struct identity_links 
         conf = NULL;
     }
     if (!conf) {
+        arena_fini(&cl->arena);
         free(cl);
         return NULL;
     }
     cl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (!cl->rk) {
         rd_kafka_conf_destroy(conf);
+        arena_fini(&cl->arena);
         free(cl);
         return NULL;
     }
@@ -117,16 +134,23 @@ static int assign_all(struct changelog *cl, int timeout_ms)
     return 0;
 }
 
-/* Apply one identity.linked event; anything else is skipped (and counted). */
+/*
+ * Apply one identity.linked event; anything else is skipped (and counted). The
+ * daemon reads back every link it writes, so this runs for a large share of
+ * the inputs: it parses with json_parse() into the arena, not with libcjson,
+ * which would allocate every node.
+ */
 static void apply(struct changelog *cl, const rd_kafka_message_t *m)
 {
-    cJSON *root = m->len ? cJSON_ParseWithLength(m->payload, m->len) : NULL;
-    const cJSON *event = cJSON_GetObjectItemCaseSensitive(root, "event");
-    const cJSON *phone = cJSON_GetObjectItemCaseSensitive(root, "phone");
-    const cJSON *customer = cJSON_GetObjectItemCaseSensitive(root, "customer_id");
+    struct json_error jerr;
+    const cJSON *root =
+        m->len ? json_parse(m->payload, m->len, EVENT_DEPTH, arena_alloc, &cl->arena, &jerr) : NULL;
+    const cJSON *event = json_member(root, "event");
+    const cJSON *phone = json_member(root, "phone");
+    const cJSON *customer = json_member(root, "customer_id");
 
-    if (cJSON_IsString(event) && strcmp(event->valuestring, "identity.linked") == 0 &&
-        cJSON_IsString(phone) && cJSON_IsString(customer) &&
+    if (json_is(event, cJSON_String) && strcmp(event->valuestring, "identity.linked") == 0 &&
+        json_is(phone, cJSON_String) && json_is(customer, cJSON_String) &&
         identity_links_put(cl->links, phone->valuestring, customer->valuestring) >= 0) {
         cl->applied++;
     } else {
@@ -134,7 +158,7 @@ static void apply(struct changelog *cl, const rd_kafka_message_t *m)
         log_debug("identities [%" PRId32 "] offset %" PRId64 ": not an identity.linked event",
                   m->partition, m->offset);
     }
-    cJSON_Delete(root);
+    arena_reset(&cl->arena);
 }
 
 int changelog_load(struct changelog *cl, int timeout_ms)
@@ -213,6 +237,7 @@ struct changelog *changelog_free(struct changelog *cl)
         rd_kafka_consumer_close(cl->rk); /* no group: returns at once */
         rd_kafka_destroy(cl->rk);
     }
+    arena_fini(&cl->arena);
     free(cl);
     return NULL;
 }
