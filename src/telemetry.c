@@ -58,7 +58,7 @@ struct telemetry {
     struct metric **consumed; /* [topic][status] */
     struct metric *latency;
     struct metric *dead[ERROR_TRANSIENT + 1];
-    struct metric *retries, *breaker_opens, *consume_errors;
+    struct metric *retries, *breaker_opens, *consume_errors, *fetch_wakeups;
     struct metric *waits[WAIT_KINDS];
     struct metric *outputs[OUTPUT_TOPICS][2]; /* [topic][ok] */
     struct metric *commits[2];                /* [ok] */
@@ -156,6 +156,10 @@ static bool register_all(struct telemetry *t)
     ok &= (t->retries = single(m, METRIC_COUNTER, "crm_consumer_retries_total",
                                "Partitions rewound to a failed message for another attempt.")) !=
           NULL;
+    ok &= (t->fetch_wakeups =
+               single(m, METRIC_COUNTER, "crm_consumer_fetch_wakeups_total",
+                      "Times librdkafka's fetchers were woken as the prefetched messages ran "
+                      "low, during a backlog.")) != NULL;
     f = metrics_family(m, METRIC_COUNTER, "crm_consumer_wait_seconds_total",
                        "Time the main loop spent blocked waiting, by what for: messages (none "
                        "fetched yet) or acknowledgements (flow control: "
@@ -291,6 +295,11 @@ void telemetry_dead_letter(struct telemetry *t, enum error_class cls)
 void telemetry_retry(struct telemetry *t)
 {
     metric_add(t->retries, 1);
+}
+
+void telemetry_fetch_wakeup(struct telemetry *t)
+{
+    metric_add(t->fetch_wakeups, 1);
 }
 
 void telemetry_wait(struct telemetry *t, enum wait_kind kind, uint64_t ns)

@@ -70,6 +70,9 @@ void telemetry_consume_error(struct telemetry *t);
 /* A partition was rewound for a retry. */
 void telemetry_retry(struct telemetry *t);
 
+/* The consumer woke librdkafka's fetchers as the prefetched messages ran low. */
+void telemetry_fetch_wakeup(struct telemetry *t);
+
 /* The main loop spent ns nanoseconds blocked in a poll waiting for kind. */
 void telemetry_wait(struct telemetry *t, enum wait_kind kind, uint64_t ns);
 

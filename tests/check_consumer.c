@@ -1024,6 +1024,48 @@ START_TEST(flow_control_pauses_without_loss)
 END_TEST
 
 /*
+ * A prefetch queue of 32 KiB, filled by fetches of at most 16 KiB a
+ * partition: librdkafka stops fetching many times over while 20,000
+ * messages drain, and the consumer wakes its fetchers each time the queue
+ * runs low. Every wake is counted, in the stats and on /metrics; nothing is
+ * lost or repeated. (Without the wakes the drain takes about three times as
+ * long, which `make bench` shows and this test does not time.)
+ */
+START_TEST(prefetch_wakes_fetchers)
+{
+    const int parts = 4, n = 20000;
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+    char *text = NULL, series[64];
+    size_t len;
+    const char *at;
+
+    cluster_up(parts);
+    produce_events(n, parts);
+    cfg = test_config("wake", NULL);
+    add_property(cfg, "queued.max.messages.kbytes", "32");
+    add_property(cfg, "max.partition.fetch.bytes", "16384");
+    r = test_router(NULL);
+    c = start(cfg, r);
+    poll_until(c, (uint64_t)n);
+    ck_assert_int_eq(consumer_close(c), 0);
+    ck_assert_uint_ge(consumer_stats(c)->fetch_wakeups, 2);
+    ck_assert_int_eq(metrics_render(telemetry_registry(tms[ntms - 1]), &text, &len), 0);
+    snprintf(series, sizeof(series), "\ncrm_consumer_fetch_wakeups_total %" PRIu64 "\n",
+             consumer_stats(c)->fetch_wakeups);
+    at = strstr(text, series);
+    ck_assert_msg(at != NULL, "no %s in:\n%s", series + 1, text);
+    free(text);
+    consumer_free(c);
+    assert_drained("wake", parts);
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
+/*
  * Acknowledgements take 1.5 s (the outputs' leader is slow): waiting for them
  * at processing.max_in_flight outlasts the loop's patience, so every
  * partition is paused, then resumed once they come; nothing lost or repeated.
@@ -1297,6 +1339,7 @@ static Suite *consumer_suite(void)
     add_case(s, "breaker_rebalance", breaker_pause_survives_rebalance);
     add_case(s, "close_without_brokers", close_without_brokers_is_bounded);
     add_case(s, "settings", tuned_defaults_yield_to_the_operator);
+    add_case(s, "prefetch_wake", prefetch_wakes_fetchers);
     return s;
 }
 
