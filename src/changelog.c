@@ -148,16 +148,25 @@ static void apply(struct changelog *cl, const rd_kafka_message_t *m)
     const cJSON *event = json_member(root, "event");
     const cJSON *phone = json_member(root, "phone");
     const cJSON *customer = json_member(root, "customer_id");
+    const char *why = "not an identity.linked event with a phone and a customer_id";
 
     if (json_is(event, cJSON_String) && strcmp(event->valuestring, "identity.linked") == 0 &&
-        json_is(phone, cJSON_String) && json_is(customer, cJSON_String) &&
-        identity_links_put(cl->links, phone->valuestring, customer->valuestring) >= 0) {
-        cl->applied++;
-    } else {
-        cl->skipped++;
-        log_debug("identities [%" PRId32 "] offset %" PRId64 ": not an identity.linked event",
-                  m->partition, m->offset);
+        json_is(phone, cJSON_String) && json_is(customer, cJSON_String)) {
+        if (identity_links_put(cl->links, phone->valuestring, customer->valuestring) >= 0) {
+            cl->applied++;
+            arena_reset(&cl->arena);
+            return;
+        }
+        why = "out of memory for the link";
     }
+    /* The 1st, 2nd, 4th, 8th... skip is a warning: a topic of strangers does not flood the log. */
+    cl->skipped++;
+    if ((cl->skipped & (cl->skipped - 1)) == 0)
+        log_warnx("%s [%" PRId32 "] offset %" PRId64 ": %s; skipped (%" PRIu64 " so far)",
+                  cl->cfg->output.identities_topic, m->partition, m->offset, why, cl->skipped);
+    else
+        log_debug("%s [%" PRId32 "] offset %" PRId64 ": %s; skipped",
+                  cl->cfg->output.identities_topic, m->partition, m->offset, why);
     arena_reset(&cl->arena);
 }
 

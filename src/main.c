@@ -160,6 +160,7 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
     struct http *http = NULL;
     struct http_routes routes;
     time_t last_status = 0, last_demo = 0;
+    uint64_t links_applied = 0, links_skipped = 0; /* already added to the metrics */
     bool tty = isatty(STDOUT_FILENO);
     char line[256];
     const struct consumer_stats *st;
@@ -239,6 +240,10 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
         }
         changelog_poll(changelog);
         telemetry_links(tm, identity_links_count(links));
+        telemetry_link_events(tm, changelog_applied(changelog) - links_applied,
+                              changelog_skipped(changelog) - links_skipped);
+        links_applied = changelog_applied(changelog);
+        links_skipped = changelog_skipped(changelog);
         /* Only a loop that turns feeds the watchdog: a stuck one gets restarted. */
         notify_watchdog();
         if (time(NULL) - last_status >= STATUS_INTERVAL_S) {

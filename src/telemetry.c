@@ -64,6 +64,7 @@ struct telemetry {
     struct metric *commits[2];                /* [ok] */
     struct metric *rebalances[REBALANCE_KINDS];
     struct metric *assigned, *paused, *in_flight, *breaker, *last_poll, *links;
+    struct metric *link_events[2]; /* identity.linked events read back: applied, skipped */
     struct metric_family *lag, *broker_up;
 
     /* Published by the main loop for the probes on the HTTP thread. */
@@ -111,6 +112,8 @@ static bool register_all(struct telemetry *t)
     static const char *const status_label[] = {"status"};
     static const char *const type_label[] = {"type"};
     static const char *const for_label[] = {"for"};
+    static const char *const result_label[] = {"result"};
+    static const char *const results[] = {"applied", "skipped"};
     static const char *const waits[] = {
         [WAIT_MESSAGES] = "messages", [WAIT_ACKNOWLEDGEMENTS] = "acknowledgements"};
     static const char *const lag_labels[] = {"topic", "partition", "consumer_group"};
@@ -224,6 +227,16 @@ static bool register_all(struct telemetry *t)
                                  "When the main loop last polled Kafka (Unix time).")) != NULL;
     ok &= (t->links = single(m, METRIC_GAUGE, "crm_consumer_identity_links",
                              "Phone-to-customer links held in memory.")) != NULL;
+    f = metrics_family(m, METRIC_COUNTER, "crm_consumer_identity_events_total",
+                       "Records read back from the identities topic: applied as links, or "
+                       "skipped as not a readable identity.linked event.",
+                       1, result_label, 0, NULL);
+    for (int r = 0; f && r < 2; r++) {
+        const char *v[] = {results[r]};
+
+        ok &= (t->link_events[r] = metrics_child(f, v)) != NULL;
+    }
+    ok &= f != NULL;
     f = metrics_family(m, METRIC_GAUGE, "crm_consumer_build_info", "The running version; always 1.",
                        2, build_labels, 0, NULL);
     if (f) {
@@ -362,6 +375,12 @@ void telemetry_fatal(struct telemetry *t, const char *why)
 void telemetry_links(struct telemetry *t, size_t n)
 {
     metric_set(t->links, (double)n);
+}
+
+void telemetry_link_events(struct telemetry *t, uint64_t applied, uint64_t skipped)
+{
+    metric_add(t->link_events[0], applied);
+    metric_add(t->link_events[1], skipped);
 }
 
 static const char *string_of(const cJSON *obj, const char *name)

@@ -100,6 +100,9 @@ void telemetry_fatal(struct telemetry *t, const char *why);
 /* The number of identity links held. */
 void telemetry_links(struct telemetry *t, size_t n);
 
+/* More records read back from the identities topic: applied as links, and skipped. */
+void telemetry_link_events(struct telemetry *t, uint64_t applied, uint64_t skipped);
+
 /*
  * librdkafka's statistics (the consumer's stats_cb JSON): consumer lag per
  * partition (consumer_lag_stored, as offsets are stored by hand), broker

@@ -69,6 +69,15 @@ check "consumption went on during the abuse" $ktool wait-committed "$addr" obser
 check "kafka_consumer_messages_consumed_total counts 300" \
     $tool wait-metric "$base/metrics" kafka_consumer_messages_consumed_total == 300 10
 
+# Records on the identities topic that are not identity.linked events: counted, not applied.
+$ktool produce "$addr" crm.identities 10 > /dev/null
+check "foreign records on the identities topic: 10 skipped" \
+    $tool wait-metric "$base/metrics" 'crm_consumer_identity_events_total{result="skipped"}' == 10 10
+check "the forms' links were read back and applied" \
+    $tool wait-metric "$base/metrics" 'crm_consumer_identity_events_total{result="applied"}' '>=' 1 5
+check "a skipped record is logged as a warning" \
+    grep -q 'crm.identities .*not an identity.linked event.*skipped' "$tmp/daemon.log"
+
 # The outputs' broker goes down: offsets cannot be stored, so the lag is the backlog.
 echo "down 2" >&3
 $ktool produce "$addr" crm.inbound 50 > /dev/null

@@ -37,10 +37,11 @@ def get(url):
 
 
 def metric_sum(text, name):
+    """The sum of a family's samples, or of one series when name carries its labels."""
     total, seen = 0.0, False
     for line in text.splitlines():
         m = SAMPLE.match(line)
-        if m and m.group(1) == name:
+        if m and (m.group(1) == name or m.group(1) + (m.group(2) or "") == name):
             total += float(m.group(3))
             seen = True
     return total if seen else None
