@@ -93,7 +93,86 @@ int jsonbuf_append_slow(struct jsonbuf *b, const void *data, size_t len)
     return 0;
 }
 
-/* Bytes that RFC 8259 section 7 requires escaped: the quote, the backslash and C0 controls. */
+/*
+ * Bytes that RFC 8259 section 7 requires escaped: the quote, the backslash
+ * and C0 controls. Tested 16 at a time with SSE2 (every x86-64), else 8.
+ */
+#ifdef __SSE2__
+/* A bit for each of 16 bytes that needs escaping: max(x, 0x1F) == 0x1F exactly below 0x20. */
+static unsigned dirty_mask(__m128i x)
+{
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i low = _mm_set1_epi8(0x1F);
+    __m128i hits =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                     _mm_cmpeq_epi8(_mm_max_epu8(x, low), low));
+
+    return (unsigned)_mm_movemask_epi8(hits);
+}
+
+/*
+ * clean_run() of a string of 1 to 15 bytes, which most strings written are
+ * (ids, addresses, names), without reading past it: two loads that overlap
+ * in the middle cover it, and the lanes left over hold 'a', which needs
+ * nothing. pos[] maps a lane back to its byte.
+ */
+static size_t short_clean_run(const char *s, size_t len)
+{
+    uint64_t lo8, hi8;
+    uint32_t lo4, hi4;
+    unsigned mask;
+
+    if (len >= 8) {
+        memcpy(&lo8, s, 8);
+        memcpy(&hi8, s + len - 8, 8);
+        mask = dirty_mask(_mm_set_epi64x((long long)hi8, (long long)lo8));
+        if (mask == 0)
+            return len;
+        return (mask & 0xFF) != 0 ? (size_t)__builtin_ctz(mask)
+                                  : len - 16 + (size_t)__builtin_ctz(mask);
+    }
+    if (len >= 4) {
+        memcpy(&lo4, s, 4);
+        memcpy(&hi4, s + len - 4, 4);
+        mask = dirty_mask(_mm_set_epi32(0x61616161, 0x61616161, (int)hi4, (int)lo4));
+        if (mask == 0)
+            return len;
+        return (mask & 0xF) != 0 ? (size_t)__builtin_ctz(mask)
+                                 : len - 8 + (size_t)__builtin_ctz(mask);
+    }
+    {
+        const size_t pos[3] = {0, len / 2, len - 1};
+
+        mask = dirty_mask(_mm_set_epi8('a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a',
+                                       'a', s[len - 1], s[len / 2], s[0]));
+        return mask == 0 ? len : pos[__builtin_ctz(mask)];
+    }
+}
+
+/* How many bytes at the start of s[0..len) need no escaping. */
+static size_t clean_run(const char *s, size_t len)
+{
+    size_t i = 0;
+
+    if (len == 0)
+        return 0;
+    for (; len - i >= 16; i += 16) {
+        unsigned mask = dirty_mask(_mm_loadu_si128((const __m128i *)(const void *)(s + i)));
+
+        if (mask != 0)
+            return i + (size_t)__builtin_ctz(mask);
+    }
+    if (i == len)
+        return i;
+    if (i > 0) {
+        /* The last 16 bytes, overlapping some already found clean. */
+        unsigned mask = dirty_mask(_mm_loadu_si128((const __m128i *)(const void *)(s + len - 16)));
+
+        return mask != 0 ? len - 16 + (size_t)__builtin_ctz(mask) : len;
+    }
+    return short_clean_run(s, len);
+}
+#else
 static bool needs_escape(unsigned char c)
 {
     return c < 0x20 || c == '"' || c == '\\';
@@ -123,26 +202,6 @@ static size_t clean_run(const char *s, size_t len)
     size_t i = 0;
     uint64_t w;
 
-#ifdef __SSE2__
-    /*
-     * Sixteen bytes at a time where the machine has SSE2 (every x86-64):
-     * max(x, 0x1F) == 0x1F exactly for the bytes below 0x20, unsigned, so
-     * bytes >= 0x80 pass; the mask then names the first byte that needs work.
-     */
-    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
-    const __m128i low = _mm_set1_epi8(0x1F);
-
-    for (; len - i >= 16; i += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        __m128i hits =
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
-                         _mm_cmpeq_epi8(_mm_max_epu8(x, low), low));
-        unsigned mask = (unsigned)_mm_movemask_epi8(hits);
-
-        if (mask != 0)
-            return i + (size_t)__builtin_ctz(mask);
-    }
-#endif
     for (; len - i >= sizeof(w); i += sizeof(w)) {
         memcpy(&w, s + i, sizeof(w));
         if (!word_clean(w))
@@ -152,6 +211,7 @@ static size_t clean_run(const char *s, size_t len)
         i++;
     return i;
 }
+#endif
 
 int jsonbuf_append_escaped(struct jsonbuf *b, const char *s, size_t len)
 {
@@ -220,6 +280,18 @@ int jsonbuf_append_string(struct jsonbuf *b, const char *s, size_t len)
     /* The escaped form is at least len + 2 bytes: reserve it once up front. */
     if (reserve(b, len > SIZE_MAX - 2 ? SIZE_MAX : len + 2) < 0)
         return b->err;
+    if (clean_run(s, len) == len) {
+        /* Nothing to escape, as for most strings: quote and copy it into the room reserved. */
+        char *out = b->data + b->len;
+
+        out[0] = '"';
+        if (len > 0)
+            memcpy(out + 1, s, len);
+        out[len + 1] = '"';
+        b->len += len + 2;
+        b->data[b->len] = '\0';
+        return 0;
+    }
     jsonbuf_append(b, "\"", 1);
     jsonbuf_append_escaped(b, s, len);
     return jsonbuf_append(b, "\"", 1);

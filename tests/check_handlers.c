@@ -940,31 +940,44 @@ START_TEST(test_jsonbuf_escape)
 END_TEST
 
 /*
- * Escaping looks at eight bytes at a time: put every byte value at every
- * position of a 19-byte text (two words and a tail) and compare with the
- * escaping of one byte alone, so no lane of the word test is left unchecked.
+ * Escaping looks at up to 16 bytes at a time, short strings by overlapping
+ * loads: put every byte value at every position of texts of 1 to 40 bytes,
+ * each in a buffer of exactly its size (ASan catches a read past it), and
+ * compare with the escaping of one byte alone, bare and quoted.
  */
 START_TEST(test_jsonbuf_escape_every_position)
 {
     struct jsonbuf b, one;
-    char text[19], want[128];
+    char want[256];
 
     jsonbuf_init(&b);
     jsonbuf_init(&one);
-    for (int c = 1; c < 0x80; c++) {
-        char ch = (char)c;
+    for (size_t len = 1; len <= 40; len++) {
+        char *text = malloc(len);
 
-        jsonbuf_reset(&one);
-        ck_assert_int_eq(jsonbuf_append_escaped(&one, &ch, 1), 0);
-        for (size_t at = 0; at < sizeof(text); at++) {
-            memset(text, 'a', sizeof(text));
-            text[at] = ch;
-            snprintf(want, sizeof(want), "%.*s%s%.*s", (int)at, text, one.data,
-                     (int)(sizeof(text) - at - 1), text + at + 1);
-            jsonbuf_reset(&b);
-            ck_assert_int_eq(jsonbuf_append_escaped(&b, text, sizeof(text)), 0);
-            ck_assert_str_eq(b.data, want);
+        ck_assert_ptr_nonnull(text);
+        for (int c = 1; c < 0x100; c++) {
+            char ch = (char)c;
+
+            if (c >= 0x80 && c != 0x80 && c != 0xc3 && c != 0xff)
+                continue; /* bytes of UTF-8 sequences all pass alike */
+            jsonbuf_reset(&one);
+            ck_assert_int_eq(jsonbuf_append_escaped(&one, &ch, 1), 0);
+            for (size_t at = 0; at < len; at++) {
+                memset(text, 'a', len);
+                text[at] = ch;
+                snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)at, text, one.data,
+                         (int)(len - at - 1), text + at + 1);
+                jsonbuf_reset(&b);
+                ck_assert_int_eq(jsonbuf_append_string(&b, text, len), 0);
+                ck_assert_str_eq(b.data, want);
+                want[strlen(want) - 1] = '\0';
+                jsonbuf_reset(&b);
+                ck_assert_int_eq(jsonbuf_append_escaped(&b, text, len), 0);
+                ck_assert_str_eq(b.data, want + 1);
+            }
         }
+        free(text);
     }
     /* Bytes of UTF-8 sequences (>= 0x80) pass as they are, next to a quote or not. */
     jsonbuf_reset(&b);
