@@ -152,12 +152,15 @@ static void apply(struct changelog *cl, const rd_kafka_message_t *m)
 
     if (json_is(event, cJSON_String) && strcmp(event->valuestring, "identity.linked") == 0 &&
         json_is(phone, cJSON_String) && json_is(customer, cJSON_String)) {
-        if (identity_links_put(cl->links, phone->valuestring, customer->valuestring) >= 0) {
+        int rc = identity_links_put(cl->links, phone->valuestring, customer->valuestring);
+
+        if (rc >= 0) {
             cl->applied++;
             arena_reset(&cl->arena);
             return;
         }
-        why = "out of memory for the link";
+        why = rc == -ENOMEM ? "out of memory for the link"
+                            : "a phone or customer_id empty or too long to be one";
     }
     /* The 1st, 2nd, 4th, 8th... skip is a warning: a topic of strangers does not flood the log. */
     cl->skipped++;
