@@ -1101,10 +1101,16 @@ START_TEST(slow_acknowledgements_pause_partitions)
 END_TEST
 
 /*
- * One message fails again and again: after failure_threshold failures in a
- * row the breaker opens and nothing at all is handled while it is open; its
- * trial fails once more (it re-opens), the next succeeds and closes it; in
- * the end every offset was handled once, in order, and committed.
+ * One message fails twice: the first failure opens the breaker (threshold 1)
+ * and nothing at all is handled while it is open; the second fails its trial
+ * (it re-opens) or, if another partition's success closed it first, opens it
+ * again; the third succeeds. In the end every offset was handled once, in
+ * order, and committed.
+ *
+ * The threshold is 1 because failures in a row are not deterministic here:
+ * a failure counts when it is handled, a success when its output is
+ * acknowledged (up to linger.ms later), so other partitions' successes may
+ * land between the retries of the failing one. check_breaker counts them.
  */
 START_TEST(circuit_breaker_pauses_and_skips_nothing)
 {
@@ -1120,18 +1126,20 @@ START_TEST(circuit_breaker_pauses_and_skips_nothing)
     produce_events(n, parts);
     fail_partition = 1;
     fail_offset = 300;
-    fail_left = 4;
+    fail_left = 2;
     cfg = test_config("breaker", NULL);
-    cfg->circuit_breaker.failure_threshold = 3;
+    cfg->circuit_breaker.failure_threshold = 1;
     r = test_router(NULL);
     c = start(cfg, r);
     deadline = now_ms() + TIMEOUT_MS;
     while (seen_total() < (size_t)n) {
-        uint64_t before = consumer_stats(c)->messages;
+        uint64_t before = consumer_stats(c)->messages, opens = consumer_stats(c)->breaker_opens;
         bool was_open = consumer_stats(c)->breaker_state == BREAKER_OPEN;
 
         ck_assert_int_ge(consumer_poll(c), 0);
-        if (was_open && consumer_stats(c)->breaker_state == BREAKER_OPEN) {
+        /* Open all through this poll (not half-open for a trial that failed and re-opened it). */
+        if (was_open && consumer_stats(c)->breaker_state == BREAKER_OPEN &&
+            consumer_stats(c)->breaker_opens == opens) {
             ck_assert_uint_eq(consumer_stats(c)->messages, before);
             ck_assert_int_eq(consumer_stats(c)->paused, consumer_stats(c)->assigned);
             ck_assert(!telemetry_ready(tms[ntms - 1], body, sizeof(body)));
@@ -1142,14 +1150,8 @@ START_TEST(circuit_breaker_pauses_and_skips_nothing)
     }
     ck_assert_int_eq(consumer_close(c), 0);
     ck_assert(saw_not_ready);
-    ck_assert_int_eq(attempts_at_fail, 5);
-    /*
-     * Three failures open it. The fourth opens it again if the trial batch
-     * held that message, or counts one failure if another partition's
-     * message closed the breaker first: which comes first is the fetcher's.
-     */
-    ck_assert_uint_ge(consumer_stats(c)->breaker_opens, 1);
-    ck_assert_uint_le(consumer_stats(c)->breaker_opens, 2);
+    ck_assert_int_eq(attempts_at_fail, 3);
+    ck_assert_uint_eq(consumer_stats(c)->breaker_opens, 2);
     ck_assert_int_eq(consumer_stats(c)->breaker_state, BREAKER_CLOSED);
     consumer_free(c);
     assert_drained("breaker", parts);
