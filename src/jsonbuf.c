@@ -280,7 +280,9 @@ int jsonbuf_append_string(struct jsonbuf *b, const char *s, size_t len)
     /* The escaped form is at least len + 2 bytes: reserve it once up front. */
     if (reserve(b, len > SIZE_MAX - 2 ? SIZE_MAX : len + 2) < 0)
         return b->err;
-    if (clean_run(s, len) == len) {
+    size_t clean = clean_run(s, len);
+
+    if (clean == len) {
         /* Nothing to escape, as for most strings: quote and copy it into the room reserved. */
         char *out = b->data + b->len;
 
@@ -292,8 +294,10 @@ int jsonbuf_append_string(struct jsonbuf *b, const char *s, size_t len)
         b->data[b->len] = '\0';
         return 0;
     }
+    /* The clean start is known already: only the rest is scanned again, for its escapes. */
     jsonbuf_append(b, "\"", 1);
-    jsonbuf_append_escaped(b, s, len);
+    jsonbuf_append(b, s, clean);
+    jsonbuf_append_escaped(b, s + clean, len - clean);
     return jsonbuf_append(b, "\"", 1);
 }
 
