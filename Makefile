@@ -93,7 +93,7 @@ demo: crm-consumerd
 	./crm-consumerd --demo -c conf/crm-consumer.conf
 
 # kcat's raw consume rate against the daemon's, full and --dry-run, on a preloaded mock cluster.
-bench: crm-consumerd build/default/tests/mock_cluster
+bench: crm-consumerd build/default/tests/mock_cluster build/default/bench/replay
 	bench/run
 
 # ./crm-consumerd (what `make install` installs) is always the build without sanitizers;
@@ -145,6 +145,11 @@ check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so
 # The message pipeline alone, for instruction counts (valgrind --tool=callgrind) and a digest
 # of every output: build/default/bench/pipeline VALUES_FILE [COUNT] (see bench/pipeline.c).
 $(O)/bench/pipeline: bench/pipeline.c $(LIB_OBJS) $(O)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(PKG_LIBS) -lcrypt -lm
+
+# The daemon's publisher alone, sending a full run's recorded outputs (see bench/replay.c).
+$(O)/bench/replay: bench/replay.c $(LIB_OBJS) $(O)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(PKG_LIBS) -lcrypt -lm
 

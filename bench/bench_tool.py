@@ -179,6 +179,7 @@ def measure(url, bootstrap, group, count, pid, timeout):
         if first > 0:
             t_first = now
             waits_first = waits(samples)
+            cpu_first = total(samples, "process_cpu_seconds_total")
             break
         if not alive(pid):
             fail("the daemon exited before consuming anything")
@@ -195,6 +196,7 @@ def measure(url, bootstrap, group, count, pid, timeout):
         if t_consumed is None and done >= count:
             t_consumed = now
             waits_consumed = waits(samples)
+            cpu_consumed = total(samples, "process_cpu_seconds_total")
         if t_consumed is not None and samples and total(
                 samples, "crm_consumer_in_flight_messages") == 0:
             break
@@ -233,6 +235,8 @@ def measure(url, bootstrap, group, count, pid, timeout):
     print("p50_us=%.1f" % (quantile(0.50, samples, hist) * 1e6))
     print("p99_us=%.1f" % (quantile(0.99, samples, hist) * 1e6))
     print("peak_rss_kib=%d" % peak_rss_kib(pid))
+    # The daemon's CPU time (every thread) over the msgs/s window.
+    print("cpu_s=%.2f" % (cpu_consumed - cpu_first))
     # How long the loop sat waiting inside that window, and for what.
     for kind in ("messages", "acknowledgements"):
         if kind not in waits_first or kind not in waits_consumed:
