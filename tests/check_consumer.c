@@ -106,6 +106,39 @@ static size_t seen_total(void)
     return n;
 }
 
+/*
+ * What each assigned partition looks like to librdkafka, for a test that timed
+ * out waiting: a partition that stopped short of its high watermark while
+ * not paused is one librdkafka stopped fetching. Returns a static buffer.
+ */
+static const char *stall_report(struct consumer *c)
+{
+    static char buf[4096];
+    rd_kafka_t *rk = consumer_handle(c);
+    rd_kafka_topic_partition_list_t *l = NULL;
+    size_t used;
+
+    used =
+        (size_t)snprintf(buf, sizeof(buf), "\n%d of %d assigned partitions paused by the consumer",
+                         consumer_stats(c)->paused, consumer_stats(c)->assigned);
+    if (rd_kafka_assignment(rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return buf;
+    rd_kafka_position(rk, l);
+    for (int i = 0; i < l->cnt && used < sizeof(buf); i++) {
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        int64_t lo = -1, hi = -1;
+        size_t n = tp->partition >= 0 && tp->partition < MAX_PARTS ? seen[tp->partition].n : 0;
+
+        rd_kafka_get_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi);
+        used += (size_t)snprintf(buf + used, sizeof(buf) - used,
+                                 "\n  %s [%" PRId32 "]: %zu handled, position %" PRId64
+                                 ", high watermark %" PRId64 " (as last fetched)",
+                                 tp->topic, tp->partition, n, tp->offset, hi);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return buf;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -435,8 +468,9 @@ static void poll_until(struct consumer *c, uint64_t want)
 
     while (consumer_stats(c)->messages < want) {
         ck_assert_int_ge(consumer_poll(c), 0);
-        ck_assert_msg(now_ms() < deadline, "only %" PRIu64 " of %" PRIu64 " messages in time",
-                      consumer_stats(c)->messages, want);
+        if (now_ms() >= deadline)
+            ck_abort_msg("only %" PRIu64 " of %" PRIu64 " messages in time%s",
+                         consumer_stats(c)->messages, want, stall_report(c));
     }
 }
 
@@ -457,7 +491,8 @@ static void poll_until_handled(struct consumer *c, size_t n)
 
     while (seen_total() < n) {
         ck_assert_int_ge(consumer_poll(c), 0);
-        ck_assert_msg(now_ms() < deadline, "only %zu of %zu handled", seen_total(), n);
+        if (now_ms() >= deadline)
+            ck_abort_msg("only %zu of %zu handled%s", seen_total(), n, stall_report(c));
     }
 }
 
@@ -1146,7 +1181,8 @@ START_TEST(circuit_breaker_pauses_and_skips_nothing)
             ck_assert_ptr_nonnull(strstr(body, "\"breaker\":{\"ok\":false,\"state\":\"open\"}"));
             saw_not_ready = true;
         }
-        ck_assert_msg(now_ms() < deadline, "only %zu of %d handled", seen_total(), n);
+        if (now_ms() >= deadline)
+            ck_abort_msg("only %zu of %d handled%s", seen_total(), n, stall_report(c));
     }
     ck_assert_int_eq(consumer_close(c), 0);
     ck_assert(saw_not_ready);
