@@ -138,9 +138,9 @@ check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster
 	    tests/check_e2e.sh tests/check_observe.sh tests/check_unit.sh \
 	    tests/check_install.sh
 
-check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so
+check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so $(O)/bench/replay
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster STALL_LIB=$(O)/tests/slow/stall.so \
-	    tests/run-tests $(SLOW_BINS) $(SLOW_SH)
+	    REPLAY_BIN=$(O)/bench/replay tests/run-tests $(SLOW_BINS) $(SLOW_SH)
 
 # The message pipeline alone, for instruction counts (valgrind --tool=callgrind) and a digest
 # of every output: build/default/bench/pipeline VALUES_FILE [COUNT] (see bench/pipeline.c).
