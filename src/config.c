@@ -97,6 +97,7 @@ static const struct field fields[] = {
     INT("processing", "max_message_bytes", processing.max_message_bytes, 1, 104857600, 1048576),
     INT("processing", "max_nesting_depth", processing.max_nesting_depth, 1, 1000, 64),
     INT("processing", "shutdown_timeout_s", processing.shutdown_timeout_s, 1, 3600, 30),
+    INT("processing", "stall_timeout_s", processing.stall_timeout_s, 0, 86400, 60),
     {.section = "processing",
      .name = "unknown_type",
      .kind = F_CHOICE_INT,

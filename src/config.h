@@ -39,6 +39,7 @@ struct config {
         int max_message_bytes;
         int max_nesting_depth;
         int shutdown_timeout_s;
+        int stall_timeout_s; /* 0: no stall watch */
         enum unknown_type_policy unknown_type;
     } processing;
     struct {

@@ -25,6 +25,8 @@
 
 /* How long the loop may take no messages, waiting for acknowledgements, before it pauses. */
 #define FLOW_HOLD_MS 1000
+/* How often the stall watch (see watch_stalls()) looks at the partitions. */
+#define WATCH_EVERY_MS 1000
 
 /* How long sending a refused message's outputs alone may wait for the queue to drain. */
 #define PROBE_FLUSH_MS 10000
@@ -80,7 +82,10 @@ struct part {
     bool refused_alone; /* ... and refused again when sent alone: dead-letter it */
     int refused_shrink; /* what to leave out of its dead letter (see dead_letter()) */
     rd_kafka_resp_err_t refused_err;
-    int64_t resume_at; /* monotonic milliseconds; 0 while waiting for the window to drain */
+    int64_t resume_at;   /* monotonic milliseconds; 0 while waiting for the window to drain */
+    int64_t delivered;   /* the offset after the last message librdkafka gave us, or -1 */
+    int64_t watched;     /* delivered as the stall watch last saw it */
+    int64_t quiet_since; /* since when, monotonic ms, p should have delivered and has not */
 };
 
 struct consumer {
@@ -128,7 +133,9 @@ struct consumer {
         int32_t partition;
         int64_t offset;
         uint64_t repeats;
-    } last_error; /* the last consume error logged, to log a repeating one once */
+    } last_error;         /* the last consume error logged, to log a repeating one once */
+    int64_t watch_at;     /* the stall watch's next look, monotonic ms; 0 before the first */
+    bool fetched_drained; /* the prefetched queue was empty at its last look */
     struct consumer_stats stats;
 };
 
@@ -252,6 +259,8 @@ static int add_part(struct consumer *c, const char *topic, int32_t partition)
     p->retry_at = -1;
     p->refused_at = -1;
     p->attempt_offset = -1;
+    p->delivered = -1;
+    p->watched = -1;
     c->parts[c->nparts++] = p;
     return 0;
 }
@@ -431,6 +440,7 @@ static int seek_back(struct consumer *c, struct part *p)
     rd_kafka_topic_partition_list_destroy(l);
     if (why)
         return -EAGAIN;
+    p->delivered = p->retry_at;
     p->retry_at = -1;
     return 0;
 }
@@ -1142,6 +1152,85 @@ static void resume_due(struct consumer *c)
 }
 
 /*
+ * Fetch p again from the next offset not delivered: librdkafka has given
+ * none of its waiting messages for stall_timeout_s though nothing of ours
+ * holds it. The resume is harmless if librdkafka already has p resumed; the
+ * seek drops nothing and repeats nothing that was delivered.
+ */
+static void restart_fetch(struct consumer *c, struct part *p, int64_t hi, int64_t quiet_ms)
+{
+    rd_kafka_topic_partition_list_t *l = one_part(p, p->delivered);
+    rd_kafka_error_t *error;
+    const char *why = NULL;
+
+    log_warnx("%s [%" PRId32 "]: nothing fetched for %" PRId64 " s though it is not paused and "
+              "offsets %" PRId64 " to %" PRId64 " wait; fetching it again from %" PRId64,
+              p->topic, p->partition, quiet_ms / 1000, p->delivered, hi - 1, p->delivered);
+    c->stats.stalls++;
+    telemetry_stall(c->tm);
+    sync_pause(c, p, true);
+    error = rd_kafka_seek_partitions(c->rk, l, SEEK_TIMEOUT_MS);
+    if (error)
+        why = rd_kafka_error_string(error);
+    else if (l->elems[0].err)
+        why = rd_kafka_err2str(l->elems[0].err);
+    if (why)
+        log_warnx("%s [%" PRId32 "]: seek to %" PRId64 ": %s", p->topic, p->partition, p->delivered,
+                  why);
+    if (error)
+        rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/*
+ * The stall watch. librdkafka fetches every assigned partition that is not
+ * paused; should it stop fetching one (a resume lost in its state, say), that
+ * partition's messages would wait for ever while the others flow, and no
+ * error would say so. Once a second, each partition nothing of ours holds is
+ * quiet while its last fetch showed messages beyond those delivered (the
+ * cached high watermark) and no more came. After stall_timeout_s of quiet it
+ * is fetched again, but only if the prefetched queue was empty at this look
+ * and the one before: the loop has taken everything fetched, so a partition
+ * behind a long queue or slow handlers is not taken for one not fetched. A
+ * partition never delivered since its assignment has no position to judge
+ * by. If the loop was away longer than a look (a slow handler), every quiet
+ * spell starts again.
+ */
+static void watch_stalls(struct consumer *c)
+{
+    int64_t now = now_ms(), stall_ms = (int64_t)c->cfg->processing.stall_timeout_s * 1000;
+    bool away, drained, judge;
+
+    if (stall_ms == 0 || now < c->watch_at)
+        return;
+    away = c->watch_at == 0 ||
+           now - c->watch_at > WATCH_EVERY_MS + c->cfg->processing.batch_timeout_ms;
+    drained = !c->fetched || rd_kafka_queue_length(c->fetched) == 0;
+    judge = !away && drained && c->fetched_drained;
+    c->watch_at = now + WATCH_EVERY_MS;
+    c->fetched_drained = drained;
+    for (size_t i = 0; i < c->nparts; i++) {
+        struct part *p = c->parts[i];
+        int64_t lo, hi;
+
+        /* A partition being rewound comes again from its failed message: not judged. */
+        if (away || p->held || p->failing || p->paused || p->retry_at >= 0 || p->delivered < 0 ||
+            p->delivered != p->watched ||
+            rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi <= p->delivered) {
+            p->watched = p->delivered;
+            p->quiet_since = now;
+            continue;
+        }
+        if (judge && now - p->quiet_since >= stall_ms) {
+            restart_fetch(c, p, hi, now - p->quiet_since);
+            p->quiet_since = now;
+        }
+    }
+}
+
+/*
  * Bound the messages in flight (handled, outputs not yet acknowledged). At
  * processing.max_in_flight, or when the producer's queue is full, the loop
  * takes no messages and waits for acknowledgements (librdkafka goes on
@@ -1365,6 +1454,7 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
         c->stats.held_back++;
         return false;
     }
+    p->delivered = m->offset + 1;
     t = token_get(c);
     if (!t) {
         /* No token to fail: send the partition back to this message directly. */
@@ -1471,6 +1561,7 @@ int consumer_poll(struct consumer *c)
     if (breaker_tick(&c->breaker, now_ms()))
         breaker_trial(c);
     resume_due(c);
+    watch_stalls(c);
     if (flow_control(c)) {
         /* Wait for acknowledgements instead; once paused, serve the group too (timeout 0). */
         uint64_t start = now_ns();

@@ -25,6 +25,7 @@ struct consumer_stats {
     uint64_t flow_pauses;    /* times the loop stopped taking messages at max_in_flight */
     uint64_t flow_stalls;    /* of which lasted long enough to pause every partition */
     uint64_t fetch_wakeups;  /* times the fetchers were woken as the prefetched queue ran low */
+    uint64_t stalls;         /* partitions fetched again after stall_timeout_s unfetched */
     uint64_t dropped;        /* polled but released unhandled because a rebalance revoked them */
     uint64_t held_back;      /* polled while the circuit breaker held consumption: fetched again */
     uint64_t assigns;        /* rebalance callbacks that added partitions */

@@ -58,7 +58,7 @@ struct telemetry {
     struct metric **consumed; /* [topic][status] */
     struct metric *latency;
     struct metric *dead[ERROR_TRANSIENT + 1];
-    struct metric *retries, *breaker_opens, *consume_errors, *fetch_wakeups;
+    struct metric *retries, *breaker_opens, *consume_errors, *fetch_wakeups, *stalls;
     struct metric *waits[WAIT_KINDS];
     struct metric *outputs[OUTPUT_TOPICS][2]; /* [topic][ok] */
     struct metric *commits[2];                /* [ok] */
@@ -163,6 +163,9 @@ static bool register_all(struct telemetry *t)
                single(m, METRIC_COUNTER, "crm_consumer_fetch_wakeups_total",
                       "Times librdkafka's fetchers were woken as the prefetched messages ran "
                       "low, during a backlog.")) != NULL;
+    ok &= (t->stalls = single(m, METRIC_COUNTER, "crm_consumer_partition_stalls_total",
+                              "Partitions fetched again after processing.stall_timeout_s with "
+                              "messages waiting, none fetched and nothing pausing them.")) != NULL;
     f = metrics_family(m, METRIC_COUNTER, "crm_consumer_wait_seconds_total",
                        "Time the main loop spent blocked waiting, by what for: messages (none "
                        "fetched yet) or acknowledgements (flow control: "
@@ -313,6 +316,11 @@ void telemetry_retry(struct telemetry *t)
 void telemetry_fetch_wakeup(struct telemetry *t)
 {
     metric_add(t->fetch_wakeups, 1);
+}
+
+void telemetry_stall(struct telemetry *t)
+{
+    metric_add(t->stalls, 1);
 }
 
 void telemetry_wait(struct telemetry *t, enum wait_kind kind, uint64_t ns)

@@ -73,6 +73,9 @@ void telemetry_retry(struct telemetry *t);
 /* The consumer woke librdkafka's fetchers as the prefetched messages ran low. */
 void telemetry_fetch_wakeup(struct telemetry *t);
 
+/* A partition not fetched for processing.stall_timeout_s was fetched again. */
+void telemetry_stall(struct telemetry *t);
+
 /* The main loop spent ns nanoseconds blocked in a poll waiting for kind. */
 void telemetry_wait(struct telemetry *t, enum wait_kind kind, uint64_t ns);
 
