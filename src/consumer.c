@@ -27,6 +27,8 @@
 #define FLOW_HOLD_MS 1000
 /* How often the stall watch (see watch_stalls()) looks at the partitions. */
 #define WATCH_EVERY_MS 1000
+/* The longest the stall watch waits for a partition's committed offset. */
+#define COMMITTED_TIMEOUT_MS 2000
 
 /* How long sending a refused message's outputs alone may wait for the queue to drain. */
 #define PROBE_FLUSH_MS 10000
@@ -1152,31 +1154,73 @@ static void resume_due(struct consumer *c)
 }
 
 /*
- * Fetch p again from the next offset not delivered: librdkafka has given
- * none of its waiting messages for stall_timeout_s though nothing of ours
+ * Where p starts when it has delivered nothing since its assignment: its
+ * committed offset, asked of the group's coordinator, or where
+ * kafka.auto_offset_reset says if it has none. RD_KAFKA_OFFSET_INVALID when
+ * that cannot be told (the coordinator does not answer, or the policy is
+ * "error"). librdkafka's logical "stored" offset is no use here: a seek to
+ * it leaves the partition unfetched.
+ */
+static int64_t start_offset(struct consumer *c, const struct part *p)
+{
+    rd_kafka_topic_partition_list_t *l = one_part(p, RD_KAFKA_OFFSET_INVALID);
+    rd_kafka_resp_err_t err = rd_kafka_committed(c->rk, l, COMMITTED_TIMEOUT_MS);
+    int64_t offset;
+
+    if (!err)
+        err = l->elems[0].err;
+    offset = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) {
+        log_warnx("%s [%" PRId32 "]: its committed offset: %s", p->topic, p->partition,
+                  rd_kafka_err2str(err));
+        return RD_KAFKA_OFFSET_INVALID;
+    }
+    if (offset >= 0)
+        return offset;
+    if (strcmp(c->cfg->kafka.auto_offset_reset, "earliest") == 0)
+        return RD_KAFKA_OFFSET_BEGINNING;
+    if (strcmp(c->cfg->kafka.auto_offset_reset, "latest") == 0)
+        return RD_KAFKA_OFFSET_END;
+    return RD_KAFKA_OFFSET_INVALID;
+}
+
+/*
+ * Resume p and seek it to the next offset not delivered, or to where it
+ * starts if none was: for stall_timeout_s librdkafka has given none of its
+ * waiting messages, or had no fetch of it answered, though nothing of ours
  * holds it. The resume is harmless if librdkafka already has p resumed; the
  * seek drops nothing and repeats nothing that was delivered.
  */
 static void restart_fetch(struct consumer *c, struct part *p, int64_t hi, int64_t quiet_ms)
 {
-    rd_kafka_topic_partition_list_t *l = one_part(p, p->delivered);
+    rd_kafka_topic_partition_list_t *l;
     rd_kafka_error_t *error;
     const char *why = NULL;
+    int64_t from;
 
-    log_warnx("%s [%" PRId32 "]: nothing fetched for %" PRId64 " s though it is not paused and "
-              "offsets %" PRId64 " to %" PRId64 " wait; fetching it again from %" PRId64,
-              p->topic, p->partition, quiet_ms / 1000, p->delivered, hi - 1, p->delivered);
+    if (p->delivered >= 0)
+        log_warnx("%s [%" PRId32 "]: nothing fetched for %" PRId64 " s though it is not paused "
+                  "and offsets %" PRId64 " to %" PRId64 " wait; fetching it again from %" PRId64,
+                  p->topic, p->partition, quiet_ms / 1000, p->delivered, hi - 1, p->delivered);
+    else
+        log_warnx("%s [%" PRId32 "]: no fetch answered for %" PRId64 " s since it was assigned, "
+                  "though it is not paused; fetching it again from where it starts",
+                  p->topic, p->partition, quiet_ms / 1000);
     c->stats.stalls++;
     telemetry_stall(c->tm);
     sync_pause(c, p, true);
+    from = p->delivered >= 0 ? p->delivered : start_offset(c, p);
+    if (from == RD_KAFKA_OFFSET_INVALID)
+        return; /* resumed only */
+    l = one_part(p, from);
     error = rd_kafka_seek_partitions(c->rk, l, SEEK_TIMEOUT_MS);
     if (error)
         why = rd_kafka_error_string(error);
     else if (l->elems[0].err)
         why = rd_kafka_err2str(l->elems[0].err);
     if (why)
-        log_warnx("%s [%" PRId32 "]: seek to %" PRId64 ": %s", p->topic, p->partition, p->delivered,
-                  why);
+        log_warnx("%s [%" PRId32 "]: seek to %" PRId64 ": %s", p->topic, p->partition, from, why);
     if (error)
         rd_kafka_error_destroy(error);
     rd_kafka_topic_partition_list_destroy(l);
@@ -1188,13 +1232,14 @@ static void restart_fetch(struct consumer *c, struct part *p, int64_t hi, int64_
  * partition's messages would wait for ever while the others flow, and no
  * error would say so. Once a second, each partition nothing of ours holds is
  * quiet while its last fetch showed messages beyond those delivered (the
- * cached high watermark) and no more came. After stall_timeout_s of quiet it
- * is fetched again, but only if the prefetched queue was empty at this look
- * and the one before: the loop has taken everything fetched, so a partition
- * behind a long queue or slow handlers is not taken for one not fetched. A
- * partition never delivered since its assignment has no position to judge
- * by. If the loop was away longer than a look (a slow handler), every quiet
- * spell starts again.
+ * cached high watermark) and no more came, or, if it has delivered nothing
+ * since its assignment, while no fetch of it has been answered at all (an
+ * answer sets the high watermark, messages or none). After stall_timeout_s
+ * of quiet it is fetched again, but only if the prefetched queue was empty
+ * at this look and the one before: the loop has taken everything fetched,
+ * so a partition behind a long queue or slow handlers is not taken for one
+ * not fetched. If the loop was away longer than a look (a slow handler),
+ * every quiet spell starts again.
  */
 static void watch_stalls(struct consumer *c)
 {
@@ -1214,11 +1259,11 @@ static void watch_stalls(struct consumer *c)
         int64_t lo, hi;
 
         /* A partition being rewound comes again from its failed message: not judged. */
-        if (away || p->held || p->failing || p->paused || p->retry_at >= 0 || p->delivered < 0 ||
+        if (away || p->quiet_since == 0 || p->held || p->failing || p->paused || p->retry_at >= 0 ||
             p->delivered != p->watched ||
             rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) !=
                 RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi <= p->delivered) {
+            (p->delivered >= 0 ? hi <= p->delivered : hi >= 0)) {
             p->watched = p->delivered;
             p->quiet_since = now;
             continue;

@@ -240,12 +240,19 @@ static void produce_events(int n, int partitions)
     ck_assert_int_eq(delivery_failures, 0);
 }
 
+/* The partition's end; asked again while the producer's metadata has an old leader. */
 static int64_t high_watermark(int32_t partition)
 {
+    rd_kafka_resp_err_t err;
     int64_t lo, hi;
 
-    ck_assert_int_eq(rd_kafka_query_watermark_offsets(producer, TOPIC, partition, &lo, &hi, 10000),
-                     0);
+    for (int i = 0; i < 50; i++) {
+        err = rd_kafka_query_watermark_offsets(producer, TOPIC, partition, &lo, &hi, 10000);
+        if (err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION)
+            break;
+        rd_kafka_poll(producer, 100);
+    }
+    ck_assert_int_eq(err, 0);
     return hi;
 }
 
@@ -1403,6 +1410,66 @@ START_TEST(stalled_partition_is_fetched_again)
 END_TEST
 
 /*
+ * The same for a partition that no fetch has answered since its assignment:
+ * its leader is down while the group assigns it, and librdkafka is made to
+ * stop fetching it before the leader comes back. The watch fetches it again
+ * from its committed offset (none here: the earliest).
+ */
+START_TEST(unfetched_partition_is_fetched_again)
+{
+    static const struct {
+        const char *topic;
+        int partitions;
+    } outputs[] = {
+        {"crm.tickets", 4}, {"crm.responses", 4}, {"crm.identities", 2}, {"crm.inbound.dlq", 2}};
+    const int parts = 2, n = 2000;
+    rd_kafka_topic_partition_list_t *l;
+    int64_t deadline;
+    uint64_t before;
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+
+    cluster_up(parts);
+    produce_events(n, parts);
+    /* Partition 0 alone on broker 3; the group's coordinator and the outputs elsewhere. */
+    ck_assert_int_eq(rd_kafka_mock_partition_set_leader(mock, TOPIC, 0, 3), 0);
+    ck_assert_int_eq(rd_kafka_mock_partition_set_leader(mock, TOPIC, 1, 1), 0);
+    for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++)
+        for (int p = 0; p < outputs[i].partitions; p++)
+            ck_assert_int_eq(
+                rd_kafka_mock_partition_set_leader(mock, outputs[i].topic, p, 1 + p % 2), 0);
+    ck_assert_int_eq(rd_kafka_mock_coordinator_set(mock, "group", "unfetched", 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_down(mock, 3), 0);
+    cfg = test_config("unfetched", NULL);
+    cfg->processing.stall_timeout_s = 1;
+    r = test_router(NULL);
+    c = start(cfg, r);
+    deadline = now_ms() + TIMEOUT_MS;
+    while (seen[1].n < (size_t)n / parts) {
+        ck_assert_int_ge(consumer_poll(c), 0);
+        ck_assert_msg(now_ms() < deadline, "partition 1 not drained%s", stall_report(c));
+    }
+    ck_assert_uint_eq(seen[0].n, 0);
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, TOPIC, 0);
+    ck_assert_int_eq(rd_kafka_pause_partitions(consumer_handle(c), l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    before = consumer_stats(c)->stalls;
+    ck_assert_int_eq(rd_kafka_mock_broker_set_up(mock, 3), 0);
+
+    poll_until_handled(c, (size_t)n);
+    ck_assert_uint_gt(consumer_stats(c)->stalls, before);
+    ck_assert_int_eq(consumer_close(c), 0);
+    consumer_free(c);
+    assert_drained("unfetched", parts);
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
+/*
  * The same with the watch off: partition 0 stays unfetched, which shows that
  * the case above can fail. A shorter wait, since nothing is expected.
  */
@@ -1484,6 +1551,7 @@ static Suite *consumer_suite(void)
     add_case(s, "settings", tuned_defaults_yield_to_the_operator);
     add_case(s, "prefetch_wake", prefetch_wakes_fetchers);
     add_case(s, "stall_watch", stalled_partition_is_fetched_again);
+    add_case(s, "stall_watch_unfetched", unfetched_partition_is_fetched_again);
     add_case(s, "stall_watch_off", stall_watch_can_be_turned_off);
     return s;
 }
