@@ -21,7 +21,7 @@ has_rows() {
     done
 }
 
-# Every key the report promises, each with a number (kcat_tries_mps: three, comma-separated).
+# Every key the report promises, each with a number (*_tries_mps: three, comma-separated).
 bench_line_complete() {
     awk -v n="$n" '
         /^BENCH / {
@@ -35,11 +35,16 @@ bench_line_complete() {
         END {
             split("messages bytes kcat_mps kcat_defaults_mps kcat_tries_mps full_mps dry_mps " \
                   "full_ratio dry_ratio p50_us p99_us peak_rss_mb full_cpu_s dry_cpu_s " \
-                  "publisher_records publisher_s publisher_cpu_s full_bound_mps", keys, " ")
+                  "publisher_records publisher_s publisher_cpu_s full_bound_mps " \
+                  "full_tries_mps dry_tries_mps full_median_ratio dry_median_ratio " \
+                  "p99_max_us dry_p99_max_us peak_rss_max_mb dry_peak_rss_max_mb", keys, " ")
             for (k in keys)
                 if (!(keys[k] in v)) { print "# missing: " keys[k]; bad = 1 }
             if (v["messages"] != n) { print "# messages=" v["messages"]; bad = 1 }
             if (v["publisher_records"] + 0 <= n) { print "# too few records re-sent"; bad = 1 }
+            if (split(v["full_tries_mps"], t, ",") != 3 || split(v["dry_tries_mps"], t, ",") != 3) {
+                print "# not three runs of each daemon mode"; bad = 1
+            }
             exit !seen || bad
         }' "$tmp/bench.out"
 }
