@@ -66,7 +66,7 @@ struct changelog *changelog_new(const struct config *cfg, struct identity_links 
         free(cl);
         return NULL;
     }
-    conf = kafka_conf_new(cfg, err, errlen);
+    conf = kafka_conf_new(cfg, RD_KAFKA_CONSUMER, err, errlen);
     /*
      * No group membership: every instance reads every partition, by assign(),
      * and commits nothing. librdkafka 2.0 still wants a group.id for assign().

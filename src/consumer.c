@@ -995,7 +995,7 @@ struct consumer *consumer_new(const struct config *cfg, struct router *router, s
     c->pub = publisher_new(cfg, on_ack, c, err, errlen);
     if (!c->pub)
         goto fail;
-    conf = kafka_conf_new(cfg, err, errlen);
+    conf = kafka_conf_new(cfg, RD_KAFKA_CONSUMER, err, errlen);
     /* At least once: only offsets we store are committed, and we store after the outputs. */
     if (conf &&
         (kafka_conf_set(conf, "group.id", cfg->kafka.group_id, err, errlen) < 0 ||

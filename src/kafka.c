@@ -30,15 +30,68 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, c
     return 0;
 }
 
-rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, char *err, size_t errlen)
+/*
+ * The clients a librdkafka property is for, as the library's own table of
+ * its properties says (the one its CONFIGURATION.md is made from): 'C'
+ * consumers, 'P' producers, '*' both. A name the table does not have, or a
+ * table that cannot be read, counts as '*': librdkafka then judges it.
+ */
+static char property_scope(const char *name)
+{
+    size_t len = strlen(name), size = 0;
+    char *text = NULL, *save = NULL, scope = 0;
+    FILE *fp = open_memstream(&text, &size);
+
+    if (!fp)
+        return '*';
+    rd_kafka_conf_properties_show(fp);
+    if (fclose(fp) != 0) {
+        free(text);
+        return '*';
+    }
+    /* A row: "name   |  C  | range | default | importance | description". */
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        const char *bar = line + len;
+        char mark;
+
+        if (strncmp(line, name, len) != 0)
+            continue;
+        bar += strspn(bar, " ");
+        if (*bar != '|')
+            continue;
+        mark = bar[1 + strspn(bar + 1, " ")];
+        if (mark == 'C' || mark == 'P')
+            scope = scope != 0 && scope != mark ? '*' : mark;
+        else if (mark == '*')
+            scope = '*';
+    }
+    free(text);
+    return scope != 0 ? scope : '*';
+}
+
+rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, rd_kafka_type_t type, char *err,
+                                size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char other = type == RD_KAFKA_PRODUCER ? 'C' : 'P';
     int rc = 0;
 
-    /* The operator's properties first; config validation keeps them off the ones we set. */
-    for (size_t i = 0; rc == 0 && i < cfg->kafka.nproperties; i++)
-        rc = kafka_conf_set(conf, cfg->kafka.properties[i].name, cfg->kafka.properties[i].value,
-                            err, errlen);
+    /*
+     * The operator's properties first; config validation keeps them off the
+     * ones we set. Each goes only to the clients it is for, so that
+     * librdkafka has no property of the other kind to warn about.
+     */
+    for (size_t i = 0; rc == 0 && i < cfg->kafka.nproperties; i++) {
+        const struct config_property *prop = &cfg->kafka.properties[i];
+
+        if (property_scope(prop->name) == other) {
+            log_debug("kafka.properties: %s is for %s only; not given to the %s", prop->name,
+                      other == 'C' ? "consumers" : "producers",
+                      type == RD_KAFKA_PRODUCER ? "producer" : "consumer");
+            continue;
+        }
+        rc = kafka_conf_set(conf, prop->name, prop->value, err, errlen);
+    }
     if (rc == 0)
         rc = kafka_conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, err, errlen);
     if (rc == 0)

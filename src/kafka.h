@@ -10,12 +10,14 @@
 #include "config.h"
 
 /*
- * A librdkafka configuration with the operator's kafka.properties, then
- * bootstrap.servers and client.id from cfg, and librdkafka's log lines routed
- * to ours with `who` ("consumer", "producer", ...) in front. The caller sets
- * its own properties with kafka_conf_set(). NULL with a reason in err.
+ * A librdkafka configuration for a client of `type` with the operator's
+ * kafka.properties, less those librdkafka lists as for the other type only,
+ * then bootstrap.servers and client.id from cfg, and librdkafka's log lines
+ * routed to ours. The caller sets its own properties with kafka_conf_set().
+ * NULL with a reason in err.
  */
-rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, char *err, size_t errlen);
+rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, rd_kafka_type_t type, char *err,
+                                size_t errlen);
 
 /* Set one property; 0, or -EINVAL with "name: librdkafka's reason" in err. */
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,

@@ -90,9 +90,9 @@ struct publisher *publisher_new(const struct config *cfg, publisher_ack_fn ack, 
     p->opaque = opaque;
     /*
      * The operator's properties are shared with the consumer (security
-     * settings must be); librdkafka warns once about consumer-only ones.
+     * settings must be), less those for consumers only.
      */
-    conf = kafka_conf_new(cfg, err, errlen);
+    conf = kafka_conf_new(cfg, RD_KAFKA_PRODUCER, err, errlen);
     /* acks=all, in order, no duplicates from the producer's own retries. */
     if (conf && kafka_conf_set(conf, "enable.idempotence", "true", err, errlen) < 0) {
         rd_kafka_conf_destroy(conf);

@@ -1344,10 +1344,13 @@ START_TEST(tuned_defaults_yield_to_the_operator)
     add_property(cfg, "queued.min.messages", "5000");
     add_property(cfg, "queued.max.messages.kbytes", "1024");
     add_property(cfg, "statistics.interval.ms", "60000");
+    add_property(cfg, "linger.ms", "7"); /* the producer's only: not the consumer's */
     c = start(cfg, r);
     ck_assert_str_eq(setting(c, "queued.min.messages", buf, sizeof(buf)), "5000");
     ck_assert_str_eq(setting(c, "queued.max.messages.kbytes", buf, sizeof(buf)), "1024");
     ck_assert_str_eq(setting(c, "statistics.interval.ms", buf, sizeof(buf)), "60000");
+    ck_assert_str_eq(setting(c, "session.timeout.ms", buf, sizeof(buf)), "6000");
+    ck_assert_str_eq(setting(c, "linger.ms", buf, sizeof(buf)), "5");
     consumer_free(c);
     config_free(cfg);
     router_free(r);

@@ -92,6 +92,30 @@ START_TEST(test_operator_wins)
 }
 END_TEST
 
+/*
+ * The operator's properties reach the producer only if librdkafka lists them
+ * for producers too: a consumer's own (session.timeout.ms, fetch.wait.max.ms)
+ * stay at the producer's defaults, where librdkafka would warn about them.
+ */
+START_TEST(test_consumer_properties_stay_out)
+{
+    static const char *const props[] = {
+        "session.timeout.ms", "6000", "fetch.wait.max.ms",       "77",
+        "linger.ms",          "7",    "socket.keepalive.enable", "true"};
+    char err[256], buf[64];
+    struct config *cfg = config_with(props, 4);
+    struct publisher *p = publisher_new(cfg, no_ack, NULL, err, sizeof(err));
+
+    ck_assert_msg(p != NULL, "publisher_new: %s", err);
+    ck_assert_str_eq(setting(p, "session.timeout.ms", buf, sizeof(buf)), "45000");
+    ck_assert_str_eq(setting(p, "fetch.wait.max.ms", buf, sizeof(buf)), "500");
+    ck_assert_str_eq(setting(p, "linger.ms", buf, sizeof(buf)), "7");
+    ck_assert_str_eq(setting(p, "socket.keepalive.enable", buf, sizeof(buf)), "true");
+    publisher_free(p);
+    config_free(cfg);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("publisher");
@@ -102,6 +126,7 @@ int main(void)
     log_init(LOG_CRIT); /* a producer with no broker to reach complains at LOG_ERR */
     tcase_add_test(tc, test_tuned_defaults);
     tcase_add_test(tc, test_operator_wins);
+    tcase_add_test(tc, test_consumer_properties_stay_out);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
