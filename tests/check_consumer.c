@@ -1360,6 +1360,31 @@ END_TEST
 
 /* One case per test, so CK_RUN_CASE=name runs just that one. */
 /*
+ * Pause a partition in librdkafka behind the consumer's back, as a resume
+ * lost inside librdkafka would leave it: the consumer believes it fetched.
+ */
+static void pause_behind_back(struct consumer *c, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+    rd_kafka_topic_partition_list_add(l, TOPIC, partition);
+    ck_assert_int_eq(rd_kafka_pause_partitions(consumer_handle(c), l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Poll until partition 0 has had a message handled, then pause it behind the consumer's back. */
+static void stop_partition0(struct consumer *c)
+{
+    int64_t deadline = now_ms() + TIMEOUT_MS;
+
+    while (seen[0].n == 0) {
+        ck_assert_int_ge(consumer_poll(c), 0);
+        ck_assert_msg(now_ms() < deadline, "nothing of partition 0 handled%s", stall_report(c));
+    }
+    pause_behind_back(c, 0);
+}
+
+/*
  * librdkafka stops fetching a partition the consumer never paused (here the
  * test pauses it behind the consumer's back, as a resume lost inside
  * librdkafka would leave it): the stall watch sees its messages wait while
@@ -1369,8 +1394,6 @@ END_TEST
 START_TEST(stalled_partition_is_fetched_again)
 {
     const int parts = 2, n = 2000;
-    rd_kafka_topic_partition_list_t *l;
-    int64_t deadline;
     struct config *cfg;
     struct router *r;
     struct consumer *c;
@@ -1385,15 +1408,7 @@ START_TEST(stalled_partition_is_fetched_again)
     add_property(cfg, "max.partition.fetch.bytes", "1024");
     r = test_router(NULL);
     c = start(cfg, r);
-    deadline = now_ms() + TIMEOUT_MS;
-    while (seen[0].n == 0) {
-        ck_assert_int_ge(consumer_poll(c), 0);
-        ck_assert_msg(now_ms() < deadline, "nothing of partition 0 handled%s", stall_report(c));
-    }
-    l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, TOPIC, 0);
-    ck_assert_int_eq(rd_kafka_pause_partitions(consumer_handle(c), l), 0);
-    rd_kafka_topic_partition_list_destroy(l);
+    stop_partition0(c);
     ck_assert_uint_lt(seen[0].n, (size_t)n / parts);
 
     poll_until_handled(c, (size_t)n);
@@ -1426,7 +1441,6 @@ START_TEST(unfetched_partition_is_fetched_again)
     } outputs[] = {
         {"crm.tickets", 4}, {"crm.responses", 4}, {"crm.identities", 2}, {"crm.inbound.dlq", 2}};
     const int parts = 2, n = 2000;
-    rd_kafka_topic_partition_list_t *l;
     int64_t deadline;
     uint64_t before;
     struct config *cfg;
@@ -1454,10 +1468,7 @@ START_TEST(unfetched_partition_is_fetched_again)
         ck_assert_msg(now_ms() < deadline, "partition 1 not drained%s", stall_report(c));
     }
     ck_assert_uint_eq(seen[0].n, 0);
-    l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, TOPIC, 0);
-    ck_assert_int_eq(rd_kafka_pause_partitions(consumer_handle(c), l), 0);
-    rd_kafka_topic_partition_list_destroy(l);
+    pause_behind_back(c, 0);
     before = consumer_stats(c)->stalls;
     ck_assert_int_eq(rd_kafka_mock_broker_set_up(mock, 3), 0);
 
@@ -1479,7 +1490,6 @@ END_TEST
 START_TEST(stall_watch_can_be_turned_off)
 {
     const int parts = 2, n = 2000;
-    rd_kafka_topic_partition_list_t *l;
     int64_t deadline;
     struct config *cfg;
     struct router *r;
@@ -1492,15 +1502,7 @@ START_TEST(stall_watch_can_be_turned_off)
     add_property(cfg, "max.partition.fetch.bytes", "1024");
     r = test_router(NULL);
     c = start(cfg, r);
-    deadline = now_ms() + TIMEOUT_MS;
-    while (seen[0].n == 0) {
-        ck_assert_int_ge(consumer_poll(c), 0);
-        ck_assert_msg(now_ms() < deadline, "nothing of partition 0 handled%s", stall_report(c));
-    }
-    l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, TOPIC, 0);
-    ck_assert_int_eq(rd_kafka_pause_partitions(consumer_handle(c), l), 0);
-    rd_kafka_topic_partition_list_destroy(l);
+    stop_partition0(c);
     /* Partition 1 drains; then 3 s, three times the timeout above, with partition 0 still. */
     deadline = now_ms() + TIMEOUT_MS;
     while (seen[1].n < (size_t)n / parts) {
