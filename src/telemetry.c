@@ -165,7 +165,8 @@ static bool register_all(struct telemetry *t)
                       "low, during a backlog.")) != NULL;
     ok &= (t->stalls = single(m, METRIC_COUNTER, "crm_consumer_partition_stalls_total",
                               "Partitions fetched again after processing.stall_timeout_s with "
-                              "messages waiting, none fetched and nothing pausing them.")) != NULL;
+                              "messages waiting (or no fetch answered since their assignment), "
+                              "none delivered and nothing pausing them.")) != NULL;
     f = metrics_family(m, METRIC_COUNTER, "crm_consumer_wait_seconds_total",
                        "Time the main loop spent blocked waiting, by what for: messages (none "
                        "fetched yet) or acknowledgements (flow control: "
