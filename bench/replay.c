@@ -27,7 +27,7 @@
  *   replay records=N acked=N failed=N wall_s=S cpu_s=S
  *
  * and exits non-zero unless every record was acknowledged. `make bench` runs
- * it on the full run's outputs: what the full run needs beyond the dry run.
+ * it on its first full run's outputs: what a full run needs beyond the dry run.
  */
 
 /*
