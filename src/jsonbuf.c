@@ -308,6 +308,20 @@ int jsonbuf_append_cstring(struct jsonbuf *b, const char *s)
     return jsonbuf_append_string(b, s, strlen(s));
 }
 
+int jsonbuf_append_plain(struct jsonbuf *b, const char *s)
+{
+    size_t len = strlen(s);
+
+    if (reserve(b, len + 2) < 0)
+        return b->err;
+    b->data[b->len] = '"';
+    memcpy(b->data + b->len + 1, s, len);
+    b->data[b->len + len + 1] = '"';
+    b->len += len + 2;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 int jsonbuf_append_int64(struct jsonbuf *b, int64_t v)
 {
     /* What "%" PRId64 prints, without the cost of printf on every number of every output. */

@@ -71,6 +71,12 @@ int jsonbuf_append_string(struct jsonbuf *b, const char *s, size_t len);
 /* Append the NUL-terminated s as a JSON string, or null when s is NULL. 0 or -ENOMEM. */
 int jsonbuf_append_cstring(struct jsonbuf *b, const char *s);
 
+/*
+ * Append the NUL-terminated s quoted and as it is, without looking for what
+ * needs escaping: only for text the caller knows has none (ids and times it
+ * made, fixed names). 0 or -ENOMEM.
+ */
+int jsonbuf_append_plain(struct jsonbuf *b, const char *s);
 /* Append v in decimal. 0 or -ENOMEM. */
 int jsonbuf_append_int64(struct jsonbuf *b, int64_t v);
 

@@ -1073,6 +1073,33 @@ START_TEST(test_jsonbuf_reuse)
 }
 END_TEST
 
+/* Text known to need no escaping is quoted as it is, and grows the buffer like any append. */
+START_TEST(test_jsonbuf_plain)
+{
+    struct jsonbuf b;
+    char id[3000];
+
+    jsonbuf_init(&b);
+    ck_assert_int_eq(jsonbuf_append_plain(&b, "tkt_0123456789abcdef"), 0);
+    ck_assert_int_eq(jsonbuf_append(&b, ",", 1), 0);
+    ck_assert_int_eq(jsonbuf_append_plain(&b, ""), 0);
+    ck_assert_str_eq(b.data, "\"tkt_0123456789abcdef\",\"\"");
+    ck_assert_uint_eq(b.len, strlen(b.data));
+
+    /* Longer than the buffer's first allocation, from an empty buffer. */
+    memset(id, 'f', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    jsonbuf_free(&b);
+    ck_assert_int_eq(jsonbuf_append_plain(&b, id), 0);
+    ck_assert_uint_eq(b.len, sizeof(id) + 1);
+    ck_assert_int_eq(b.data[0], '"');
+    ck_assert_int_eq(memcmp(b.data + 1, id, sizeof(id) - 1), 0);
+    ck_assert_int_eq(b.data[sizeof(id)], '"');
+    ck_assert_int_eq(b.data[b.len], '\0');
+    jsonbuf_free(&b);
+}
+END_TEST
+
 static Suite *handlers_suite(void)
 {
     Suite *s = suite_create("handlers");
@@ -1095,6 +1122,7 @@ static Suite *handlers_suite(void)
     tcase_add_test(tj, test_jsonbuf_escape_every_position);
     tcase_add_test(tj, test_jsonbuf_numbers);
     tcase_add_test(tj, test_jsonbuf_reuse);
+    tcase_add_test(tj, test_jsonbuf_plain);
     suite_add_tcase(s, tj);
     return s;
 }

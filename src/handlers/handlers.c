@@ -242,18 +242,47 @@ static void write_member(struct jsonbuf *b, const char *key, const char *value)
     jsonbuf_append_cstring(b, value);
 }
 
+/*
+ * Where the members a ticket shares with the other outputs of its input lie
+ * in the ticket's text: the response and the identity event repeat them
+ * byte for byte, so they copy them instead of writing (and escaping) them
+ * again. Each is [start, end) in the ticket's buffer.
+ */
+struct shared {
+    /* ,"ticket_id":...,"customer_id":...,"channel":..., and the customer_id member in it */
+    size_t ids, ids_end, customer, customer_end;
+    size_t contact, contact_end; /* ,"email":...,"phone":... */
+    size_t source, source_end;   /* ,"source":{...} */
+};
+
+/* Append [start, end) of the ticket's text to b. */
+static void copy_shared(struct jsonbuf *b, const struct jsonbuf *ticket, size_t start, size_t end)
+{
+    /* A ticket whose writing failed may hold nothing; it fails the whole input anyway. */
+    if (end > start && end <= ticket->len)
+        jsonbuf_append(b, ticket->data + start, end - start);
+}
+
 static void write_ticket(struct jsonbuf *b, const struct ticket *t, const char *ticket_id,
-                         const char *created_at, const struct message_meta *meta)
+                         const char *created_at, const struct message_meta *meta, struct shared *s)
 {
     jsonbuf_append_raw(b, "{\"event\":\"ticket.created\"");
-    write_member(b, ",\"ticket_id\":", ticket_id);
+    s->ids = b->len;
+    jsonbuf_append_raw(b, ",\"ticket_id\":");
+    jsonbuf_append_plain(b, ticket_id);
+    s->customer = b->len;
     write_member(b, ",\"customer_id\":", t->customer_id);
-    write_member(b, ",\"channel\":", t->channel);
+    s->customer_end = b->len;
+    jsonbuf_append_raw(b, ",\"channel\":");
+    jsonbuf_append_plain(b, t->channel);
+    s->ids_end = b->len;
     write_member(b, ",\"subject\":", t->subject);
     write_member(b, ",\"body\":", t->body);
     write_member(b, ",\"contact\":{\"name\":", t->name);
+    s->contact = b->len;
     write_member(b, ",\"email\":", t->email);
     write_member(b, ",\"phone\":", t->phone);
+    s->contact_end = b->len;
     jsonbuf_append_raw(b, "},\"received_at\":");
     /* The field checks let only strings and finite numbers through. */
     if (json_is(t->received_at, cJSON_String))
@@ -262,8 +291,11 @@ static void write_ticket(struct jsonbuf *b, const struct ticket *t, const char *
         jsonbuf_append_double(b, t->received_at->valuedouble);
     else
         jsonbuf_append_null(b);
-    write_member(b, ",\"created_at\":", created_at);
+    jsonbuf_append_raw(b, ",\"created_at\":");
+    jsonbuf_append_plain(b, created_at);
+    s->source = b->len;
     write_source(b, meta, t->source_id);
+    s->source_end = b->len;
     jsonbuf_append_raw(b, "}");
 }
 
@@ -329,27 +361,23 @@ static void write_text(struct jsonbuf *b, const struct ticket *t, const char *ti
 }
 
 static void write_response(struct jsonbuf *b, const struct ticket *t, const char *ticket_id,
-                           const struct message_meta *meta)
+                           const struct jsonbuf *ticket, const struct shared *s)
 {
     jsonbuf_append_raw(b, "{\"event\":\"response.requested\"");
-    write_member(b, ",\"ticket_id\":", ticket_id);
-    write_member(b, ",\"customer_id\":", t->customer_id);
-    write_member(b, ",\"channel\":", t->channel);
+    copy_shared(b, ticket, s->ids, s->ids_end);
     write_member(b, ",\"to\":", t->to);
     jsonbuf_append_raw(b, ",\"text\":");
     write_text(b, t, ticket_id);
-    write_source(b, meta, t->source_id);
+    copy_shared(b, ticket, s->source, s->source_end);
     jsonbuf_append_raw(b, "}");
 }
 
-static void write_identity(struct jsonbuf *b, const struct ticket *t,
-                           const struct message_meta *meta)
+static void write_identity(struct jsonbuf *b, const struct jsonbuf *ticket, const struct shared *s)
 {
     jsonbuf_append_raw(b, "{\"event\":\"identity.linked\"");
-    write_member(b, ",\"customer_id\":", t->customer_id);
-    write_member(b, ",\"email\":", t->email);
-    write_member(b, ",\"phone\":", t->phone);
-    write_source(b, meta, t->source_id);
+    copy_shared(b, ticket, s->customer, s->customer_end);
+    copy_shared(b, ticket, s->contact, s->contact_end);
+    copy_shared(b, ticket, s->source, s->source_end);
     jsonbuf_append_raw(b, "}");
 }
 
@@ -377,6 +405,7 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
     static const enum output_topic topics[] = {OUTPUT_TICKETS, OUTPUT_RESPONSES, OUTPUT_IDENTITIES};
     char ticket_id[IDENTITY_ID_LEN + 1];
     char created_at[64];
+    struct shared shared;
     size_t n = t->link ? 3 : 2, largest = 0;
     enum outcome outcome;
 
@@ -387,10 +416,10 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
 
     for (size_t i = 0; i < n; i++)
         jsonbuf_reset(&h->bufs[i]);
-    write_ticket(&h->bufs[0], t, ticket_id, created_at, meta);
-    write_response(&h->bufs[1], t, ticket_id, meta);
+    write_ticket(&h->bufs[0], t, ticket_id, created_at, meta, &shared);
+    write_response(&h->bufs[1], t, ticket_id, &h->bufs[0], &shared);
     if (t->link)
-        write_identity(&h->bufs[2], t, meta);
+        write_identity(&h->bufs[2], &h->bufs[0], &shared);
     for (size_t i = 0; i < n; i++) {
         int err = jsonbuf_error(&h->bufs[i]);
 
