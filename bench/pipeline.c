@@ -45,11 +45,12 @@ static void mix(uint64_t *h, const void *data, size_t len)
 }
 
 static int sink_emit(struct emitter *e, enum output_topic topic, const void *key, size_t key_len,
-                     const void *value, size_t len)
+                     const void *value, size_t len, int64_t timestamp_ms)
 {
     struct sink *s = (struct sink *)e;
     unsigned char t = (unsigned char)topic;
 
+    (void)timestamp_ms;
     mix(&s->digest, &t, 1);
     mix(&s->digest, key, key_len);
     mix(&s->digest, value, len);

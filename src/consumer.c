@@ -689,7 +689,7 @@ static void note_queue_full(struct consumer *c)
 
 /* The handlers' emitter: every output is tied to the message being routed. */
 static int emit(struct emitter *e, enum output_topic topic, const void *key, size_t key_len,
-                const void *value, size_t len)
+                const void *value, size_t len, int64_t timestamp_ms)
 {
     struct consumer *c = (struct consumer *)((char *)e - offsetof(struct consumer, emitter));
     int rc;
@@ -700,7 +700,7 @@ static int emit(struct emitter *e, enum output_topic topic, const void *key, siz
         telemetry_output(c->tm, topic, true);
         return 0;
     }
-    rc = publisher_send(c->pub, topic, key, key_len, value, len, NULL, 0, c->current);
+    rc = publisher_send(c->pub, topic, key, key_len, value, len, NULL, timestamp_ms, c->current);
 
     if (rc == 0) {
         c->current->pending++;

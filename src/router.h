@@ -58,13 +58,14 @@ enum output_topic {
 
 /*
  * Where a handler's outputs go. emit() queues one record (key and value are
- * copied) and returns 0, or a negative errno when it cannot be queued now
- * (-ENOBUFS: the producer queue is full), which the handler turns into
- * OUTCOME_TRANSIENT.
+ * copied) with the timestamp given, milliseconds since the epoch (0: the
+ * time it is queued), and returns 0, or a negative errno when it cannot be
+ * queued now (-ENOBUFS: the producer queue is full), which the handler
+ * turns into OUTCOME_TRANSIENT.
  */
 struct emitter {
     int (*emit)(struct emitter *e, enum output_topic topic, const void *key, size_t key_len,
-                const void *value, size_t len);
+                const void *value, size_t len, int64_t timestamp_ms);
 };
 
 /*

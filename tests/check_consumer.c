@@ -75,7 +75,7 @@ static enum outcome test_handler(void *opaque, const cJSON *msg, const struct me
         }
     }
     n = snprintf(value, sizeof(value), "%" PRId32 ":%" PRId64, meta->partition, meta->offset);
-    rc = out->emit(out, OUTPUT_TICKETS, value, 1, value, (size_t)n);
+    rc = out->emit(out, OUTPUT_TICKETS, value, 1, value, (size_t)n, 0);
     if (rc < 0)
         return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "test: emit: %d", rc);
     if (r->n == r->cap) {

@@ -69,6 +69,7 @@ struct output {
     enum output_topic topic;
     char *key;
     char *value;
+    int64_t timestamp_ms;
 };
 
 /*
@@ -100,7 +101,7 @@ static char *copy_text(const void *data, size_t len)
 }
 
 static int capture_emit(struct emitter *e, enum output_topic topic, const void *key, size_t key_len,
-                        const void *value, size_t len)
+                        const void *value, size_t len, int64_t timestamp_ms)
 {
     struct capture *c = (struct capture *)e;
 
@@ -110,7 +111,11 @@ static int capture_emit(struct emitter *e, enum output_topic topic, const void *
         return -EMSGSIZE;
     ck_assert_uint_lt(c->n, MAX_OUTPUTS);
     c->outputs[c->n++] = (struct output){
-        .topic = topic, .key = copy_text(key, key_len), .value = copy_text(value, len)};
+        .topic = topic,
+        .key = copy_text(key, key_len),
+        .value = copy_text(value, len),
+        .timestamp_ms = timestamp_ms,
+    };
     return 0;
 }
 
@@ -834,7 +839,8 @@ static int64_t scripted_clock(void)
 /*
  * created_at for a run of clock readings that stay within a second, move to
  * the next, go back and cross 1970: the text of a second is reused only while
- * the clock stays in that second.
+ * the clock stays in that second. The records' timestamps are the same
+ * reading.
  */
 START_TEST(test_created_at_sequence)
 {
@@ -878,6 +884,10 @@ START_TEST(test_created_at_sequence)
         ck_assert_int_eq(res.outcome, OUTCOME_OK);
         snprintf(want, sizeof(want), "\"created_at\":\"%s\"", steps[i].text);
         ck_assert_ptr_nonnull(strstr(cap.outputs[0].value, want));
+        /* Both records carry that time; one before 1970 is left to the producer (0). */
+        ck_assert_uint_eq(cap.n, 2);
+        for (size_t o = 0; o < cap.n; o++)
+            ck_assert_int_eq(cap.outputs[o].timestamp_ms, steps[i].ms > 0 ? steps[i].ms : 0);
     }
     ck_assert_ptr_eq(script_ms, clock + sizeof(steps) / sizeof(steps[0]));
     capture_clear(&cap);

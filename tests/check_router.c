@@ -49,11 +49,12 @@ struct capture {
 };
 
 static int capture_emit(struct emitter *e, enum output_topic topic, const void *key, size_t key_len,
-                        const void *value, size_t len)
+                        const void *value, size_t len, int64_t timestamp_ms)
 {
     struct capture *c = (struct capture *)e;
     const char *end = NULL;
 
+    ck_assert_int_gt(timestamp_ms, 0);
     ck_assert_int_lt(topic, OUTPUT_DEAD_LETTERS);
     ck_assert_uint_eq(key_len, IDENTITY_ID_LEN);
     ck_assert_int_eq(memcmp(key, "cus_", 4), 0);

@@ -29,6 +29,7 @@ whichever came out most often); its duplicates are the k - 1 extra copies, D the
 over the inputs and R = D / inputs. Anything missing fails, as do more than N duplicates;
 FILE gets one "partition offset copies" line per duplicated input.
 """
+import datetime
 import json
 import os
 import re
@@ -37,7 +38,7 @@ import sys
 import time
 import urllib.request
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, Producer, TopicPartition
 
 INBOUND = "crm.inbound"
 HEADERS = ["crm.error.class", "crm.error.reason", "crm.source.topic", "crm.source.partition",
@@ -213,6 +214,12 @@ def read_all(bootstrap, topic):
     return out
 
 
+def epoch_ms(text):
+    """Milliseconds since the epoch of a created_at, "YYYY-MM-DDTHH:MM:SS.mmmZ"."""
+    at = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return (at - datetime.datetime(1970, 1, 1)) // datetime.timedelta(milliseconds=1)
+
+
 def source_of(event):
     """The (partition, offset) of the input an output event came from; None if not crm.inbound."""
     src = event["source"]
@@ -250,14 +257,23 @@ def verify(bootstrap, manifest_path, max_duplicates=None, duplicates_path=None):
             seen_bytes.add((kind, at, content))
         copies[kind][at] = copies[kind].get(at, 0) + 1
 
+    # Every record of a handling carries its ticket's created_at as its timestamp.
+    stamps = {}
     for m in read_all(bootstrap, "crm.tickets"):
         t = json.loads(m.value())
         if m.key().decode() != t["customer_id"]:
             problems.append("ticket key %s is not its customer_id" % m.key())
+        if m.timestamp() != (TIMESTAMP_CREATE_TIME, epoch_ms(t["created_at"])):
+            problems.append("ticket %s: record timestamp %s, created_at %s" %
+                            (t["ticket_id"], m.timestamp(), t["created_at"]))
+        stamps.setdefault(t["source"]["message_id"], set()).add(m.timestamp()[1])
         tickets.setdefault(t["source"]["message_id"], []).append(t)
         count("tickets", source_of(t), m.value())
     for m in read_all(bootstrap, "crm.responses"):
         r = json.loads(m.value())
+        if m.timestamp()[1] not in stamps.get(r["source"]["message_id"], ()):
+            problems.append("response to %s: record timestamp %s is no ticket's created_at" %
+                            (r["source"]["message_id"], m.timestamp()))
         responses.setdefault(r["source"]["message_id"], []).append(r)
         count("responses", source_of(r), m.value())
     dead = {}

@@ -383,9 +383,10 @@ static void write_identity(struct jsonbuf *b, const struct jsonbuf *ticket, cons
 
 /* Queue what b holds to `topic`, keyed by the customer, so one customer's events stay in order. */
 static enum outcome emit(const struct jsonbuf *b, const struct ticket *t, enum output_topic topic,
-                         struct emitter *out, struct route_result *res)
+                         int64_t timestamp_ms, struct emitter *out, struct route_result *res)
 {
-    int rc = out->emit(out, topic, t->customer_id, strlen(t->customer_id), b->data, b->len);
+    int rc = out->emit(out, topic, t->customer_id, strlen(t->customer_id), b->data, b->len,
+                       timestamp_ms);
     /* Too big for the producer: it never will fit, so the input is dead-lettered. */
     if (rc == -EMSGSIZE)
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_OVERSIZE,
@@ -410,7 +411,12 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
     enum outcome outcome;
 
     identity_ticket_id(t->channel, t->source_id, strlen(t->source_id), ticket_id);
-    if (!format_time(h, h->clock_ms(), created_at, sizeof(created_at)))
+    /*
+     * Every output's record carries the ticket's creation time, as its
+     * created_at says (a clock before 1970 leaves it to the producer).
+     */
+    int64_t now = h->clock_ms(), stamp = now > 0 ? now : 0;
+    if (!format_time(h, now, created_at, sizeof(created_at)))
         return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
                                  "cannot format the clock as a UTC time");
 
@@ -436,10 +442,11 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
      * Whichever output the producer would refuse for its size, it is the
      * largest, so that one goes first.
      */
-    if ((outcome = emit(&h->bufs[largest], t, topics[largest], out, res)) != OUTCOME_OK)
+    if ((outcome = emit(&h->bufs[largest], t, topics[largest], stamp, out, res)) != OUTCOME_OK)
         return outcome;
     for (size_t i = 0; i < n; i++)
-        if (i != largest && (outcome = emit(&h->bufs[i], t, topics[i], out, res)) != OUTCOME_OK)
+        if (i != largest &&
+            (outcome = emit(&h->bufs[i], t, topics[i], stamp, out, res)) != OUTCOME_OK)
             return outcome;
     if (!t->link)
         return OUTCOME_OK;

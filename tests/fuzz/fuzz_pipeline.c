@@ -214,10 +214,11 @@ static char *copy_bytes(const void *data, size_t len)
 }
 
 static int capture_emit(struct emitter *e, enum output_topic topic, const void *key, size_t key_len,
-                        const void *value, size_t len)
+                        const void *value, size_t len, int64_t timestamp_ms)
 {
     struct capture *c = (struct capture *)e;
 
+    (void)timestamp_ms;
     REQUIRE(topic == OUTPUT_TICKETS || topic == OUTPUT_RESPONSES || topic == OUTPUT_IDENTITIES,
             "a handler emitted to topic %d", (int)topic);
     REQUIRE(key != NULL && key_len > 0, "an output without a key");

@@ -119,9 +119,9 @@ static enum outcome test_handler(void *opaque, const cJSON *msg, const struct me
     ck_assert(meta->offset >= 0 && meta->offset < PER_PART);
     k = snprintf(key, sizeof(key), "%" PRId32, meta->partition);
     n = snprintf(value, sizeof(value), "%" PRId32 ":%" PRId64, meta->partition, meta->offset);
-    rc = out->emit(out, OUTPUT_TICKETS, key, (size_t)k, value, (size_t)n);
+    rc = out->emit(out, OUTPUT_TICKETS, key, (size_t)k, value, (size_t)n, 0);
     if (rc == 0)
-        rc = out->emit(out, OUTPUT_RESPONSES, key, (size_t)k, value, (size_t)n);
+        rc = out->emit(out, OUTPUT_RESPONSES, key, (size_t)k, value, (size_t)n, 0);
     if (rc < 0)
         return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "test: emit: %d", rc);
     seq_add(&handled[meta->partition], meta->offset);
