@@ -6,12 +6,17 @@
 
 #include "fields.h"
 
+enum { MESSAGE_ID, FROM, TO, SUBJECT, BODY, NAME, RECEIVED_AT, FIELDS };
+
 /* The limits follow RFC 5321/5322: 320-byte addresses, 998-byte header lines. */
-static const struct field_spec email_fields[] = {
-    {"message_id", FIELD_STRING, true, 1, 256},  {"from", FIELD_STRING, true, 1, 320},
-    {"to", FIELD_STRING, false, 0, 4096},        {"subject", FIELD_STRING, false, 0, 998},
-    {"body", FIELD_STRING, false, 0, 0},         {"name", FIELD_STRING, false, 0, 256},
-    {"received_at", FIELD_STRING, false, 0, 64},
+static const struct field_spec email_fields[FIELDS] = {
+    [MESSAGE_ID] = {"message_id", FIELD_STRING, true, 1, 256},
+    [FROM] = {"from", FIELD_STRING, true, 1, 320},
+    [TO] = {"to", FIELD_STRING, false, 0, 4096},
+    [SUBJECT] = {"subject", FIELD_STRING, false, 0, 998},
+    [BODY] = {"body", FIELD_STRING, false, 0, 0},
+    [NAME] = {"name", FIELD_STRING, false, 0, 256},
+    [RECEIVED_AT] = {"received_at", FIELD_STRING, false, 0, 64},
 };
 
 enum outcome handler_email(void *opaque, const cJSON *msg, const struct message_meta *meta,
@@ -21,26 +26,26 @@ enum outcome handler_email(void *opaque, const cJSON *msg, const struct message_
     char email[IDENTITY_EMAIL_MAX + 1];
     char customer_id[IDENTITY_ID_LEN + 1];
     const char *why = NULL;
+    const cJSON *f[FIELDS];
 
-    enum outcome outcome =
-        fields_check(msg, "", email_fields, sizeof(email_fields) / sizeof(email_fields[0]), res);
+    enum outcome outcome = fields_check(msg, "", email_fields, FIELDS, f, res);
     if (outcome != OUTCOME_OK)
         return outcome;
 
-    const char *from = fields_string(msg, "from");
+    const char *from = fields_text(f[FROM]);
     if (identity_email(from, strlen(from), email, sizeof(email), &why) < 0)
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"from\": %s", why);
     identity_customer_id("email", email, customer_id);
 
     struct ticket t = {
         .channel = "email",
-        .source_id = fields_string(msg, "message_id"),
+        .source_id = fields_text(f[MESSAGE_ID]),
         .customer_id = customer_id,
-        .subject = fields_string(msg, "subject"),
-        .body = fields_string(msg, "body"),
-        .name = fields_string(msg, "name"),
+        .subject = fields_text(f[SUBJECT]),
+        .body = fields_text(f[BODY]),
+        .name = fields_text(f[NAME]),
         .email = email,
-        .received_at = fields_item(msg, "received_at"),
+        .received_at = f[RECEIVED_AT],
         .to = email,
         .template_text = h->cfg->responses.email,
     };

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../json.h"
 #include "../jsonbuf.h"
 #include "handlers.h"
 
@@ -26,22 +27,20 @@ struct field_spec {
 };
 
 /*
- * Check the members of obj against specs, in order; the first misfit fills
- * res with a schema error naming the member as prefix + name, e.g.
- * `field "fields.email" must not be empty`. Returns OUTCOME_OK or
- * OUTCOME_PERMANENT.
+ * Check the members of obj against specs, in order, and set found[i] to the
+ * member specs[i] names, or NULL when it is absent or null, so that each is
+ * looked up once; the first misfit fills res with a schema error naming the
+ * member as prefix + name, e.g. `field "fields.email" must not be empty`.
+ * Returns OUTCOME_OK or OUTCOME_PERMANENT.
  */
 enum outcome fields_check(const cJSON *obj, const char *prefix, const struct field_spec *specs,
-                          size_t nspecs, struct route_result *res);
+                          size_t nspecs, const cJSON **found, struct route_result *res);
 
-/* Whether obj has the member `name` with a value other than null. */
-bool fields_present(const cJSON *obj, const char *name);
-
-/* The string member `name` of a checked obj, or NULL when it is absent or null. */
-const char *fields_string(const cJSON *obj, const char *name);
-
-/* The member `name` of a checked obj, or NULL when it is absent or null. */
-const cJSON *fields_item(const cJSON *obj, const char *name);
+/* The string of a member fields_check() found, or NULL when it found none or another kind. */
+static inline const char *fields_text(const cJSON *item)
+{
+    return json_is(item, cJSON_String) ? item->valuestring : NULL;
+}
 
 /* The handlers' shared state; one per router, main-loop thread only. */
 struct handlers {

@@ -8,19 +8,23 @@
 #include "../json.h"
 #include "fields.h"
 
-static const struct field_spec form_fields[] = {
-    {"form_id", FIELD_STRING, true, 1, 256},
-    {"submission_id", FIELD_STRING, true, 1, 256},
-    {"fields", FIELD_OBJECT, true, 0, 0},
-    {"submitted_at", FIELD_STRING, false, 0, 64},
+enum { FORM_ID, SUBMISSION_ID, FIELDS, SUBMITTED_AT, FORM_FIELDS };
+
+static const struct field_spec form_fields[FORM_FIELDS] = {
+    [FORM_ID] = {"form_id", FIELD_STRING, true, 1, 256},
+    [SUBMISSION_ID] = {"submission_id", FIELD_STRING, true, 1, 256},
+    [FIELDS] = {"fields", FIELD_OBJECT, true, 0, 0},
+    [SUBMITTED_AT] = {"submitted_at", FIELD_STRING, false, 0, 64},
 };
 
+enum { EMAIL, PHONE, NAME, MESSAGE, INNER_FIELDS };
+
 /* The members of "fields" we read; a form may carry others, which we ignore. */
-static const struct field_spec form_inner_fields[] = {
-    {"email", FIELD_STRING, false, 1, 320},
-    {"phone", FIELD_STRING, false, 1, 64},
-    {"name", FIELD_STRING, false, 0, 256},
-    {"message", FIELD_STRING, false, 0, 0},
+static const struct field_spec form_inner_fields[INNER_FIELDS] = {
+    [EMAIL] = {"email", FIELD_STRING, false, 1, 320},
+    [PHONE] = {"phone", FIELD_STRING, false, 1, 64},
+    [NAME] = {"name", FIELD_STRING, false, 0, 256},
+    [MESSAGE] = {"message", FIELD_STRING, false, 0, 0},
 };
 
 enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_meta *meta,
@@ -31,19 +35,17 @@ enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_m
     char phone[IDENTITY_PHONE_MAX + 1];
     char customer_id[IDENTITY_ID_LEN + 1];
     const char *why = NULL;
+    const cJSON *f[FORM_FIELDS], *inner[INNER_FIELDS];
 
-    enum outcome outcome =
-        fields_check(msg, "", form_fields, sizeof(form_fields) / sizeof(form_fields[0]), res);
+    enum outcome outcome = fields_check(msg, "", form_fields, FORM_FIELDS, f, res);
+    if (outcome != OUTCOME_OK)
+        return outcome;
+    outcome = fields_check(f[FIELDS], "fields.", form_inner_fields, INNER_FIELDS, inner, res);
     if (outcome != OUTCOME_OK)
         return outcome;
 
-    const cJSON *fields = json_member(msg, "fields");
-    outcome = fields_check(fields, "fields.", form_inner_fields,
-                           sizeof(form_inner_fields) / sizeof(form_inner_fields[0]), res);
-    if (outcome != OUTCOME_OK)
-        return outcome;
-    const char *raw_email = fields_string(fields, "email");
-    const char *raw_phone = fields_string(fields, "phone");
+    const char *raw_email = fields_text(inner[EMAIL]);
+    const char *raw_phone = fields_text(inner[PHONE]);
     /* Without an address or a number there is no customer to answer. */
     if (raw_email == NULL && raw_phone == NULL)
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
@@ -69,11 +71,11 @@ enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_m
      * the identities topic. Repeats are harmless; they are the same event.
      */
     bool link = false;
-    const char *linked = raw_phone != NULL ? identity_links_get(h->links, phone) : NULL;
+    const char *linked = NULL;
     if (raw_email != NULL) {
         identity_customer_id("email", email, customer_id);
         link = raw_phone != NULL;
-    } else if (linked != NULL) {
+    } else if ((linked = identity_links_get(h->links, phone)) != NULL) {
         snprintf(customer_id, sizeof(customer_id), "%s", linked);
     } else {
         identity_customer_id("phone", phone, customer_id);
@@ -81,13 +83,13 @@ enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_m
 
     struct ticket t = {
         .channel = "form",
-        .source_id = fields_string(msg, "submission_id"),
+        .source_id = fields_text(f[SUBMISSION_ID]),
         .customer_id = customer_id,
-        .body = fields_string(fields, "message"),
-        .name = fields_string(fields, "name"),
+        .body = fields_text(inner[MESSAGE]),
+        .name = fields_text(inner[NAME]),
         .email = raw_email != NULL ? email : NULL,
         .phone = raw_phone != NULL ? phone : NULL,
-        .received_at = fields_item(msg, "submitted_at"),
+        .received_at = f[SUBMITTED_AT],
         .to = raw_email != NULL ? email : phone,
         .template_text = h->cfg->responses.form,
         .link = link,

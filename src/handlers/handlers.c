@@ -76,25 +76,6 @@ struct handlers *handlers_free(struct handlers *h)
     return NULL;
 }
 
-bool fields_present(const cJSON *obj, const char *name)
-{
-    return fields_item(obj, name) != NULL;
-}
-
-const cJSON *fields_item(const cJSON *obj, const char *name)
-{
-    const cJSON *item = json_member(obj, name);
-
-    return item != NULL && !json_is(item, cJSON_NULL) ? item : NULL;
-}
-
-const char *fields_string(const cJSON *obj, const char *name)
-{
-    const cJSON *item = fields_item(obj, name);
-
-    return json_is(item, cJSON_String) ? item->valuestring : NULL;
-}
-
 static enum outcome check_string(const cJSON *item, const char *prefix,
                                  const struct field_spec *spec, struct route_result *res)
 {
@@ -116,11 +97,9 @@ static enum outcome check_string(const cJSON *item, const char *prefix,
     return OUTCOME_OK;
 }
 
-static enum outcome check_field(const cJSON *obj, const char *prefix, const struct field_spec *spec,
-                                struct route_result *res)
+static enum outcome check_field(const cJSON *item, const char *prefix,
+                                const struct field_spec *spec, struct route_result *res)
 {
-    const cJSON *item = json_member(obj, spec->name);
-
     if (item == NULL) {
         if (!spec->required)
             return OUTCOME_OK;
@@ -163,13 +142,15 @@ static enum outcome check_field(const cJSON *obj, const char *prefix, const stru
 }
 
 enum outcome fields_check(const cJSON *obj, const char *prefix, const struct field_spec *specs,
-                          size_t nspecs, struct route_result *res)
+                          size_t nspecs, const cJSON **found, struct route_result *res)
 {
     for (size_t i = 0; i < nspecs; i++) {
-        enum outcome outcome = check_field(obj, prefix, &specs[i], res);
+        const cJSON *item = json_member(obj, specs[i].name);
+        enum outcome outcome = check_field(item, prefix, &specs[i], res);
 
         if (outcome != OUTCOME_OK)
             return outcome;
+        found[i] = json_is(item, cJSON_NULL) ? NULL : item;
     }
     return OUTCOME_OK;
 }

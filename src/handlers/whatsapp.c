@@ -8,12 +8,14 @@
 #include "fields.h"
 
 /* A phone number, however formatted, fits in 64 bytes; E.164 needs 16. */
-static const struct field_spec whatsapp_fields[] = {
-    {"message_id", FIELD_STRING, true, 1, 256},
-    {"from", FIELD_STRING, true, 1, 64},
-    {"text", FIELD_STRING, false, 0, 0},
-    {"profile_name", FIELD_STRING, false, 0, 256},
-    {"timestamp", FIELD_STRING_OR_NUMBER, false, 0, 64},
+enum { MESSAGE_ID, FROM, TEXT, PROFILE_NAME, TIMESTAMP, FIELDS };
+
+static const struct field_spec whatsapp_fields[FIELDS] = {
+    [MESSAGE_ID] = {"message_id", FIELD_STRING, true, 1, 256},
+    [FROM] = {"from", FIELD_STRING, true, 1, 64},
+    [TEXT] = {"text", FIELD_STRING, false, 0, 0},
+    [PROFILE_NAME] = {"profile_name", FIELD_STRING, false, 0, 256},
+    [TIMESTAMP] = {"timestamp", FIELD_STRING_OR_NUMBER, false, 0, 64},
 };
 
 enum outcome handler_whatsapp(void *opaque, const cJSON *msg, const struct message_meta *meta,
@@ -23,13 +25,13 @@ enum outcome handler_whatsapp(void *opaque, const cJSON *msg, const struct messa
     char phone[IDENTITY_PHONE_MAX + 1];
     char customer_id[IDENTITY_ID_LEN + 1];
     const char *why = NULL;
+    const cJSON *f[FIELDS];
 
-    enum outcome outcome = fields_check(msg, "", whatsapp_fields,
-                                        sizeof(whatsapp_fields) / sizeof(whatsapp_fields[0]), res);
+    enum outcome outcome = fields_check(msg, "", whatsapp_fields, FIELDS, f, res);
     if (outcome != OUTCOME_OK)
         return outcome;
 
-    const char *from = fields_string(msg, "from");
+    const char *from = fields_text(f[FROM]);
     if (identity_phone(from, strlen(from), h->cfg->identity.default_country_code,
                        h->cfg->identity.trunk_prefix, phone, sizeof(phone), &why) < 0)
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"from\": %s", why);
@@ -43,12 +45,12 @@ enum outcome handler_whatsapp(void *opaque, const cJSON *msg, const struct messa
 
     struct ticket t = {
         .channel = "whatsapp",
-        .source_id = fields_string(msg, "message_id"),
+        .source_id = fields_text(f[MESSAGE_ID]),
         .customer_id = customer_id,
-        .body = fields_string(msg, "text"),
-        .name = fields_string(msg, "profile_name"),
+        .body = fields_text(f[TEXT]),
+        .name = fields_text(f[PROFILE_NAME]),
         .phone = phone,
-        .received_at = fields_item(msg, "timestamp"),
+        .received_at = f[TIMESTAMP],
         .to = phone,
         .template_text = h->cfg->responses.whatsapp,
     };
