@@ -108,7 +108,7 @@ static size_t plain_run(const unsigned char *p, size_t n)
     return i;
 }
 
-static void skip_space(struct parser *ps)
+static inline void skip_space(struct parser *ps)
 {
     while (ps->pos < ps->len) {
         unsigned char c = ps->p[ps->pos];
