@@ -27,6 +27,7 @@
 
 struct parser {
     const unsigned char *p;
+    char *copy; /* p's text copied whole: each string is decoded in its own place there */
     size_t len;
     size_t pos; /* the next byte to read */
     int depth, max_depth;
@@ -230,21 +231,20 @@ static size_t unescape(struct parser *ps, size_t *i, size_t end, char *s)
 }
 
 /*
- * Read the string whose opening quote is at ps->pos into a NUL-terminated
- * copy, leaving ps->pos after its closing quote. NULL after fail().
+ * Read the string whose opening quote is at ps->pos, leaving ps->pos after
+ * its closing quote. It is decoded where it lies in the copy of the text and
+ * ends with a NUL where its closing quote was: no allocation, and no copy
+ * of its own. NULL after fail().
  */
 static char *parse_string(struct parser *ps)
 {
     const unsigned char *p = ps->p;
     size_t len = ps->len, start = ps->pos + 1;
     size_t i = start + plain_run(p + start, len - start);
-    char *s;
+    char *s = ps->copy + start;
 
     if (i < len && p[i] == '"') {
-        /* Plain from quote to quote, as nearly every string is: one copy. */
-        if ((s = ps->alloc(ps->ctx, i - start + 1)) == NULL)
-            return fail(ps, JSON_NOMEM, start);
-        memcpy(s, p + start, i - start);
+        /* Plain from quote to quote, as nearly every string is: nothing to decode. */
         s[i - start] = '\0';
         ps->pos = i + 1;
         return s;
@@ -253,18 +253,17 @@ static char *parse_string(struct parser *ps)
     /*
      * Find the closing quote, stepping over escaped bytes. Decoding never
      * makes text longer (an escape of 2, 6 or 12 bytes gives 1 to 4), so the
-     * raw length is room enough. Without a closing quote, end is len.
+     * decoded string ends at or before the closing quote, and what it
+     * overwrites in the copy has been read already (from p, the original).
+     * Without a closing quote, end is len.
      */
     size_t end = i;
     while (end < len && p[end] != '"')
         end += p[end] == '\\' ? 2 : 1;
     if (end > len)
         end = len;
-    if ((s = ps->alloc(ps->ctx, end - start + 1)) == NULL)
-        return fail(ps, JSON_NOMEM, start);
 
     size_t out = i - start;
-    memcpy(s, p + start, out);
     while (i < end) {
         unsigned char c = p[i];
         size_t n;
@@ -483,6 +482,11 @@ cJSON *json_parse(const char *text, size_t len, int max_depth, json_alloc_fn all
     };
 
     *err = (struct json_error){.kind = JSON_OK};
+    /* One copy of the whole text holds every string, decoded in place (parse_string). */
+    if (len == SIZE_MAX || (ps.copy = alloc(ctx, len + 1)) == NULL)
+        return fail(&ps, JSON_NOMEM, 0);
+    if (len > 0)
+        memcpy(ps.copy, text, len);
     /* A byte-order mark is no part of the value; RFC 8259 lets a parser ignore it. */
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
         ps.pos = 3;
