@@ -77,6 +77,7 @@ int jsonbuf_append_cstring(struct jsonbuf *b, const char *s);
  * made, fixed names). 0 or -ENOMEM.
  */
 int jsonbuf_append_plain(struct jsonbuf *b, const char *s);
+
 /* Append v in decimal. 0 or -ENOMEM. */
 int jsonbuf_append_int64(struct jsonbuf *b, int64_t v);
 
