@@ -33,6 +33,15 @@
 /* How long sending a refused message's outputs alone may wait for the queue to drain. */
 #define PROBE_FLUSH_MS 10000
 
+/*
+ * While outputs are in flight the loop waits for messages at most this long,
+ * so that their delivery reports (which arrive on the producer's queue, not
+ * the one the wait is on) are served, and their offsets stored, promptly.
+ */
+#define ACK_SERVE_MS 5
+/* The shortest time between two commits made because the loop went idle. */
+#define IDLE_COMMIT_EVERY_MS 1000
+
 /* Tokens are allocated this many at a time and recycled: no allocation per message. */
 #define TOKEN_CHUNK 1024
 
@@ -124,9 +133,12 @@ struct consumer {
     uint32_t trial;    /* counts half-open trials: tokens of earlier ones do not decide */
     bool cooperative;  /* the rebalance protocol, cached at assign time */
     bool fatal;
-    bool closed;       /* rd_kafka_consumer_close finished */
-    int64_t deadline;  /* for work done from rebalance callbacks while closing */
-    double max_poll_s; /* max.poll.interval.ms: a handler that long has cost us the group */
+    bool closed;            /* rd_kafka_consumer_close finished */
+    int64_t deadline;       /* for work done from rebalance callbacks while closing */
+    double max_poll_s;      /* max.poll.interval.ms: a handler that long has cost us the group */
+    bool uncommitted;       /* offsets stored since the last idle commit */
+    bool idle;              /* the last wait for messages found none */
+    int64_t idle_commit_at; /* when the last idle commit was made, monotonic ms */
     rd_kafka_resp_err_t commit_err; /* the last automatic commit's error, to log a run once */
     uint64_t commit_failures;       /* automatic commits failed in a row */
     struct {
@@ -412,6 +424,7 @@ static void store_offsets(struct consumer *c)
     if (!l)
         return;
     err = rd_kafka_offsets_store(c->rk, l);
+    c->uncommitted = true;
     /* _STATE for a partition means it is no longer assigned: its new owner redoes it. */
     for (int i = 0; err && i < l->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &l->elems[i];
@@ -1110,6 +1123,8 @@ static void fill_batch(struct consumer *c, int timeout_ms)
 
     wake_fetchers(c);
     c->nbatch = 0;
+    if (c->stats.in_flight > 0 && timeout_ms > ACK_SERVE_MS)
+        timeout_ms = ACK_SERVE_MS;
     while (c->nbatch < max && !c->fatal) {
         bool waits = c->nbatch == 0 && timeout_ms != 0;
         uint64_t start = waits ? now_ns() : 0;
@@ -1127,6 +1142,7 @@ static void fill_batch(struct consumer *c, int timeout_ms)
         c->batch[c->nbatch++] = m;
         bytes += (int64_t)m->len;
     }
+    c->idle = c->nbatch == 0 && timeout_ms != 0;
     /* A moving average over batches, for wake_fetchers()'s estimate of the queue's bytes. */
     if (c->nbatch > 0 && c->msg_bytes == 0)
         c->msg_bytes = bytes / (int64_t)c->nbatch;
@@ -1595,6 +1611,31 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
     return true;
 }
 
+/*
+ * Commit what is stored once the loop has caught up: its last wait found no
+ * message and nothing is in flight. Automatic commits alone leave the group
+ * up to auto.commit.interval.ms behind a backlog just drained, and a restart
+ * in that time handles those inputs again. At most once per
+ * IDLE_COMMIT_EVERY_MS, so that a trickle of messages is not a stream of
+ * commits. The commit is asynchronous: commit_cb() counts and logs it.
+ */
+static void commit_idle(struct consumer *c)
+{
+    rd_kafka_resp_err_t err;
+    int64_t now;
+
+    if (!c->idle || !c->uncommitted || c->stats.in_flight > 0 || c->nparts == 0)
+        return;
+    now = now_ms();
+    if (c->idle_commit_at && now - c->idle_commit_at < IDLE_COMMIT_EVERY_MS)
+        return;
+    c->idle_commit_at = now;
+    c->uncommitted = false;
+    err = rd_kafka_commit(c->rk, NULL, 1);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        log_debug("offset commit when idle: %s", rd_kafka_err2str(err));
+}
+
 int consumer_poll(struct consumer *c)
 {
     int routed = 0, handled = 0;
@@ -1637,6 +1678,7 @@ int consumer_poll(struct consumer *c)
     publisher_poll(c->pub, 0);
     advance_all(c);
     store_offsets(c);
+    commit_idle(c);
     count_paused(c);
     telemetry_partitions(c->tm, c->stats.assigned, c->stats.paused, c->stats.in_flight);
     telemetry_poll(c->tm);

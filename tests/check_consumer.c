@@ -481,6 +481,15 @@ static void poll_until(struct consumer *c, uint64_t want)
     }
 }
 
+/* Run the loop for ms milliseconds. */
+static void poll_for(struct consumer *c, int64_t ms)
+{
+    int64_t until = now_ms() + ms;
+
+    while (now_ms() < until)
+        ck_assert_int_ge(consumer_poll(c), 0);
+}
+
 /* Every partition's record is exactly [from[p], to[p]) in order: no gap, no duplicate. */
 static void assert_contiguous(int partitions, const int64_t *from, const int64_t *to)
 {
@@ -544,6 +553,57 @@ START_TEST(drain_commits_high_watermarks)
     assert_contiguous(parts, zero, hi);
     for (int p = 0; p < parts; p++)
         ck_assert_int_eq(done[p], hi[p]);
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
+/*
+ * Caught up, the loop commits what it stored at once, not at the next
+ * automatic commit (ten minutes away here). The group's offsets are read
+ * while the consumer still runs: a close would commit them anyway.
+ */
+START_TEST(caught_up_commits_at_once)
+{
+    const int parts = 3, n = 600;
+    int64_t hi[3];
+    int64_t deadline;
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+
+    cluster_up(parts);
+    produce_events(n, parts);
+    cfg = test_config("idle-commit", NULL);
+    add_property(cfg, "auto.commit.interval.ms", "600000");
+    r = test_router(NULL);
+    c = start(cfg, r);
+    poll_until(c, (uint64_t)n);
+    for (int p = 0; p < parts; p++)
+        hi[p] = high_watermark(p);
+    deadline = now_ms() + 20000;
+    for (int turn = 0;; turn++) {
+        ck_assert_int_ge(consumer_poll(c), 0);
+        if (turn % 5 == 0 && committed_is(consumer_handle(c), parts, hi))
+            break;
+        ck_assert_msg(now_ms() < deadline, "offsets not committed within 20 s of catching up");
+    }
+    ck_assert_uint_eq(consumer_stats(c)->in_flight, 0);
+    /*
+     * Its result is counted once served. Idle from then on, the loop commits
+     * nothing more, since it stores nothing more.
+     */
+    poll_for(c, 1500);
+    {
+        uint64_t once = consumer_stats(c)->commits_ok;
+
+        ck_assert_uint_ge(once, 1);
+        poll_for(c, 2500);
+        ck_assert_uint_eq(consumer_stats(c)->commits_ok, once);
+    }
+    ck_assert_int_eq(consumer_close(c), 0);
+    consumer_free(c);
     router_free(r);
     config_free(cfg);
     cluster_down();
@@ -1538,6 +1598,7 @@ static Suite *consumer_suite(void)
     Suite *s = suite_create("consumer");
 
     add_case(s, "drain", drain_commits_high_watermarks);
+    add_case(s, "idle_commit", caught_up_commits_at_once);
     add_case(s, "restart", stop_midstream_and_restart_skips_nothing);
     add_case(s, "retry", transient_failure_is_retried_in_order);
     add_case(s, "rebalance_eager", rebalance_eager);
