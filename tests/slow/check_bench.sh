@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
-# Enough that the dry run is seen before it has consumed them all (/metrics every 100 ms).
+# Enough that the dry run is seen before it has consumed them all (/metrics every 20 ms).
 n=60000
 
 run_bench() {
@@ -37,12 +37,14 @@ bench_line_complete() {
                   "full_ratio dry_ratio p50_us p99_us peak_rss_mb full_cpu_s dry_cpu_s " \
                   "publisher_records publisher_s publisher_cpu_s full_bound_mps " \
                   "full_tries_mps dry_tries_mps full_median_ratio dry_median_ratio " \
-                  "p99_max_us dry_p99_max_us peak_rss_max_mb dry_peak_rss_max_mb", keys, " ")
+                  "p99_max_us dry_p99_max_us peak_rss_max_mb dry_peak_rss_max_mb " \
+                  "full_round_ratios dry_round_ratios full_round_median dry_round_median", keys, " ")
             for (k in keys)
                 if (!(keys[k] in v)) { print "# missing: " keys[k]; bad = 1 }
             if (v["messages"] != n) { print "# messages=" v["messages"]; bad = 1 }
             if (v["publisher_records"] + 0 <= n) { print "# too few records re-sent"; bad = 1 }
-            if (split(v["full_tries_mps"], t, ",") != 3 || split(v["dry_tries_mps"], t, ",") != 3) {
+            if (split(v["full_tries_mps"], t, ",") != 3 || split(v["dry_tries_mps"], t, ",") != 3 ||
+                split(v["full_round_ratios"], t, ",") != 3 || split(v["dry_round_ratios"], t, ",") != 3) {
                 print "# not three runs of each daemon mode"; bad = 1
             }
             exit !seen || bad
