@@ -1618,13 +1618,20 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
  * in that time handles those inputs again. At most once per
  * IDLE_COMMIT_EVERY_MS, so that a trickle of messages is not a stream of
  * commits. The commit is asynchronous: commit_cb() counts and logs it.
+ *
+ * Not under the cooperative protocol: there librdkafka 2.0.2 sends a commit
+ * made by the application while the group rebalances (its automatic commits
+ * it holds back), and when the broker answers that the generation moved on,
+ * it gives the whole assignment up as lost, after another member already
+ * took some of it. With two instances joining and leaving, that handled
+ * thousands of inputs twice.
  */
 static void commit_idle(struct consumer *c)
 {
     rd_kafka_resp_err_t err;
     int64_t now;
 
-    if (!c->idle || !c->uncommitted || c->stats.in_flight > 0 || c->nparts == 0)
+    if (!c->idle || !c->uncommitted || c->stats.in_flight > 0 || c->nparts == 0 || c->cooperative)
         return;
     now = now_ms();
     if (c->idle_commit_at && now - c->idle_commit_at < IDLE_COMMIT_EVERY_MS)

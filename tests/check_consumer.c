@@ -610,6 +610,38 @@ START_TEST(caught_up_commits_at_once)
 }
 END_TEST
 
+/* Under the cooperative protocol only the automatic commits commit: see commit_idle(). */
+START_TEST(caught_up_cooperative_waits_for_auto_commit)
+{
+    const int parts = 3, n = 300;
+    int64_t hi[3];
+    struct config *cfg;
+    struct router *r;
+    struct consumer *c;
+
+    cluster_up(parts);
+    produce_events(n, parts);
+    cfg = test_config("idle-commit-coop", "cooperative-sticky");
+    add_property(cfg, "auto.commit.interval.ms", "600000");
+    r = test_router(NULL);
+    c = start(cfg, r);
+    poll_until(c, (uint64_t)n);
+    for (int p = 0; p < parts; p++)
+        hi[p] = high_watermark(p);
+    poll_for(c, 2500);
+    ck_assert_uint_eq(consumer_stats(c)->in_flight, 0);
+    ck_assert_uint_eq(consumer_stats(c)->commits_ok, 0);
+    ck_assert(!committed_is(consumer_handle(c), parts, hi));
+    /* The close commits them. */
+    ck_assert_int_eq(consumer_close(c), 0);
+    ck_assert_uint_ge(consumer_stats(c)->commits_ok, 1);
+    consumer_free(c);
+    router_free(r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
 START_TEST(stop_midstream_and_restart_skips_nothing)
 {
     const int parts = 4, n = 4000;
@@ -1599,6 +1631,7 @@ static Suite *consumer_suite(void)
 
     add_case(s, "drain", drain_commits_high_watermarks);
     add_case(s, "idle_commit", caught_up_commits_at_once);
+    add_case(s, "idle_commit_cooperative", caught_up_cooperative_waits_for_auto_commit);
     add_case(s, "restart", stop_midstream_and_restart_skips_nothing);
     add_case(s, "retry", transient_failure_is_retried_in_order);
     add_case(s, "rebalance_eager", rebalance_eager);
