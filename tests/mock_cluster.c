@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* mock_cluster.c -- a librdkafka mock cluster in its own process, for tests of the daemon. */
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,47 @@
  *   coord TYPE KEY ID          make broker ID the coordinator of group/txn KEY
  */
 static volatile sig_atomic_t quit;
+
+/* One topic to create, on a thread of its own: see create_topics(). */
+struct creation {
+    rd_kafka_mock_cluster_t *mock;
+    const char *name;
+    int partitions;
+    pthread_t thread;
+    bool started;
+};
+
+static void *create_one(void *arg)
+{
+    struct creation *c = arg;
+
+    rd_kafka_mock_topic_create(c->mock, c->name, c->partitions, 1);
+    return NULL;
+}
+
+/*
+ * librdkafka 2.0.2's mock thread often misses the wake-up for a request made
+ * from another thread and takes it up only at its next timer, a second later:
+ * thirty topics created one after another took 13 to 22 s. Made at once, the
+ * requests waiting are served together.
+ */
+static void create_topics(rd_kafka_mock_cluster_t *mock, char **names, int n, int partitions)
+{
+    struct creation *cs = calloc((size_t)n, sizeof(*cs));
+
+    for (int i = 0; i < n; i++) {
+        if (cs) {
+            cs[i] = (struct creation){.mock = mock, .name = names[i], .partitions = partitions};
+            cs[i].started = pthread_create(&cs[i].thread, NULL, create_one, &cs[i]) == 0;
+        }
+        if (!cs || !cs[i].started)
+            rd_kafka_mock_topic_create(mock, names[i], partitions, 1);
+    }
+    for (int i = 0; cs && i < n; i++)
+        if (cs[i].started)
+            pthread_join(cs[i].thread, NULL);
+    free(cs);
+}
 
 static void on_signal(int sig)
 {
@@ -109,8 +152,7 @@ int main(int argc, char **argv)
         rd_kafka_destroy(rk);
         return 69;
     }
-    for (int i = optind; i < argc; i++)
-        rd_kafka_mock_topic_create(mock, argv[i], partitions, 1);
+    create_topics(mock, argv + optind, argc - optind, partitions);
     printf("%s\n", rd_kafka_mock_cluster_bootstraps(mock));
     fflush(stdout);
     /* Signals are taken while reading: a blocked read returns EINTR and quit is seen. */
