@@ -56,7 +56,7 @@ START_TEST(test_tuned_defaults)
     struct publisher *p = publisher_new(cfg, no_ack, NULL, err, sizeof(err));
 
     ck_assert_msg(p != NULL, "publisher_new: %s", err);
-    ck_assert_str_eq(setting(p, "linger.ms", buf, sizeof(buf)), "5");
+    ck_assert_str_eq(setting(p, "linger.ms", buf, sizeof(buf)), "15");
     ck_assert_str_eq(setting(p, "batch.num.messages", buf, sizeof(buf)), "10000");
     ck_assert_str_eq(setting(p, "compression.codec", buf, sizeof(buf)), "lz4");
     ck_assert_str_eq(setting(p, "enable.idempotence", buf, sizeof(buf)), "true");
