@@ -32,7 +32,7 @@ struct publisher {
  * acknowledgements a fifth to a half of the time; in the same hour, at
  * 5 ms, it measured 170,000 to 215,000. At 15 ms, runs interleaved with runs
  * at 5 ms were as fast (medians 198,000 and 188,000 inputs a second) and
- * left the brokers' CPU time a sixth to a half lower, as each batch gathers
+ * left the brokers' CPU time a sixth to a third lower, as each batch gathers
  * three times as long; the bound is then some 400,000 inputs a second.
  *
  * Batches are compressed with LZ4: the outputs are JSON, which it shrinks to

@@ -45,7 +45,7 @@ static void *create_one(void *arg)
 /*
  * librdkafka 2.0.2's mock thread often misses the wake-up for a request made
  * from another thread and takes it up only at its next timer, a second later:
- * thirty topics created one after another took 13 to 22 s. Made at once, the
+ * thirty topics created one after another took 11 to 13 s. Made at once, the
  * requests waiting are served together.
  */
 static void create_topics(rd_kafka_mock_cluster_t *mock, char **names, int n, int partitions)
