@@ -93,7 +93,7 @@ static const struct field fields[] = {
     {.section = "kafka", .name = "secret_files", .kind = F_PROPERTIES, .secret = true},
     INT("processing", "batch_size", processing.batch_size, 1, 100000, 500),
     INT("processing", "batch_timeout_ms", processing.batch_timeout_ms, 1, 60000, 100),
-    INT("processing", "max_in_flight", processing.max_in_flight, 1, 10000000, 10000),
+    INT("processing", "max_in_flight", processing.max_in_flight, 1, 10000000, 20000),
     INT("processing", "max_message_bytes", processing.max_message_bytes, 1, 104857600, 1048576),
     INT("processing", "max_nesting_depth", processing.max_nesting_depth, 1, 1000, 64),
     INT("processing", "shutdown_timeout_s", processing.shutdown_timeout_s, 1, 3600, 30),

@@ -337,7 +337,7 @@ static void assert_defaults(const struct config *cfg)
     ck_assert_uint_eq(cfg->kafka.nproperties, 0);
     ck_assert_int_eq(cfg->processing.batch_size, 500);
     ck_assert_int_eq(cfg->processing.batch_timeout_ms, 100);
-    ck_assert_int_eq(cfg->processing.max_in_flight, 10000);
+    ck_assert_int_eq(cfg->processing.max_in_flight, 20000);
     ck_assert_int_eq(cfg->processing.max_message_bytes, 1048576);
     ck_assert_int_eq(cfg->processing.max_nesting_depth, 64);
     ck_assert_int_eq(cfg->processing.shutdown_timeout_s, 30);
