@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* identity.h -- e-mail and phone normalisation, customer and ticket ids, cross-channel links. */
+/* identity.h -- e-mail and phone normalisation, customer and ticket ids. */
 #ifndef CRM_IDENTITY_H
 #define CRM_IDENTITY_H
 
@@ -51,33 +51,5 @@ void identity_customer_id(const char *kind, const char *canonical, char *out);
  * message_id (or submission_id for forms). out holds IDENTITY_ID_LEN + 1 bytes.
  */
 void identity_ticket_id(const char *channel, const char *source_id, size_t source_len, char *out);
-
-/*
- * The table of links from phone numbers to customer ids, bounded: when full,
- * adding a link evicts the least recently used one (a lookup or an update
- * counts as a use). Single-threaded.
- */
-struct identity_links;
-
-/* A table for at most max_links links (0 disables linking); NULL when out of memory. */
-struct identity_links *identity_links_new(size_t max_links);
-
-/*
- * Link `phone` (E.164) to `customer_id`. Returns 1 when the link is new or
- * changed, 0 when it was already there (it still counts as a use), -ENOMEM.
- */
-int identity_links_put(struct identity_links *l, const char *phone, const char *customer_id);
-
-/* The customer id linked to `phone`, or NULL; a hit counts as a use. */
-const char *identity_links_get(struct identity_links *l, const char *phone);
-
-/* How many links the table holds. */
-size_t identity_links_count(const struct identity_links *l);
-
-/* How many links were evicted to make room since the table was made. */
-uint64_t identity_links_evicted(const struct identity_links *l);
-
-/* Free the table; takes NULL; returns NULL. */
-struct identity_links *identity_links_free(struct identity_links *l);
 
 #endif
