@@ -26,14 +26,14 @@ CLANG_FORMAT ?= clang-format
 
 # Debian 12 packages: to build, to test, and for style-check.
 DEB_BUILD := gcc make libc6-dev pkg-config librdkafka-dev libcjson-dev libconfig-dev \
-             libmicrohttpd-dev libsystemd-dev check
+             libmicrohttpd-dev libsystemd-dev check liblmdb-dev
 DEB_TEST  := kcat python3-kafka python3-confluent-kafka prometheus mandoc clang-format curl \
              openssl valgrind
 # make fuzz: clang and libFuzzer's runtime (only recommended by clang, so named here).
 DEB_FUZZ  := clang libclang-rt-14-dev
 DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST) $(DEB_FUZZ)
 
-PKGS      := rdkafka libcjson libconfig libmicrohttpd libsystemd
+PKGS      := rdkafka libcjson libconfig libmicrohttpd libsystemd lmdb
 HAVE_DEPS := $(shell command -v $(CC) >/dev/null 2>&1 && \
                      command -v $(PKG_CONFIG) >/dev/null 2>&1 && \
                      $(PKG_CONFIG) --exists $(PKGS) check && echo yes)
@@ -63,13 +63,15 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O2 $(WARNIN
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
-            src/publisher.c src/changelog.c src/kafka.c src/metrics.c src/http.c \
+            src/publisher.c src/changelog.c src/linkstore.c src/links.c src/kafka.c \
+            src/metrics.c src/http.c \
             src/telemetry.c src/notify.c src/demo.c src/breaker.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \
             src/handlers/form.c
 MAIN_SRCS := src/main.c
 TEST_NAMES := check_breaker check_config check_json check_router check_identity check_handlers check_metrics check_http \
-              check_telemetry check_publisher check_demo check_consumer check_changelog
+              check_telemetry check_publisher check_demo check_consumer check_changelog \
+              check_linkstore check_links
 # Slow scenarios (make check-slow): every tests/slow/check_*.c is a Check binary, every
 # tests/slow/check_*.sh a shell test.
 SLOW_NAMES := $(patsubst tests/%.c,%,$(sort $(wildcard tests/slow/check_*.c)))
@@ -132,15 +134,20 @@ $(O)/cflags: FORCE
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
 	    echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 
-check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster
-	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster \
+check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster $(O)/tests/store_dump
+	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster DUMP_BIN=$(O)/tests/store_dump \
 	    tests/run-tests $(TEST_BINS) tests/check_cli.sh tests/check_daemon.sh \
-	    tests/check_e2e.sh tests/check_observe.sh tests/check_unit.sh \
-	    tests/check_install.sh
+	    tests/check_e2e.sh tests/check_identities.sh tests/check_observe.sh \
+	    tests/check_unit.sh tests/check_install.sh
 
 check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so $(O)/bench/replay
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster STALL_LIB=$(O)/tests/slow/stall.so \
 	    REPLAY_BIN=$(O)/bench/replay tests/run-tests $(SLOW_BINS) $(SLOW_SH)
+
+# Prints an identity store, for the tests that compare it with the identities topic.
+$(O)/tests/store_dump: tests/store_dump.c $(LIB_OBJS) $(O)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(PKG_LIBS) -lcrypt -lm
 
 # The message pipeline alone, for instruction counts (valgrind --tool=callgrind) and a digest
 # of every output: build/default/bench/pipeline VALUES_FILE [COUNT] (see bench/pipeline.c).

@@ -112,7 +112,7 @@ static int load_read(struct load *l, const char *path, size_t max)
 int main(int argc, char **argv)
 {
     struct config *cfg = config_new_defaults();
-    struct identity_links *links = NULL;
+    struct links *links = NULL;
     struct router *router = NULL;
     struct handlers *handlers = NULL;
     struct sink sink = {.emitter = {.emit = sink_emit}, .digest = FNV_BASIS};
@@ -132,7 +132,7 @@ int main(int argc, char **argv)
         .max_nesting_depth = cfg->processing.max_nesting_depth,
         .unknown_type = cfg->processing.unknown_type,
     };
-    links = identity_links_new((size_t)cfg->identity.max_links);
+    links = links_new(NULL);
     router = router_new(&limits);
     handlers = links ? handlers_new(cfg, links, stepping_clock) : NULL;
     if (router == NULL || handlers == NULL || handlers_register(handlers, router) < 0) {
@@ -172,7 +172,7 @@ out:
     free(load.lens);
     handlers_free(handlers);
     router_free(router);
-    identity_links_free(links);
+    links_free(links);
     config_free(cfg);
     return status;
 }

@@ -17,6 +17,7 @@
 #include <libconfig.h>
 #include <librdkafka/rdkafka.h>
 
+#include "linkstore.h"
 #include "log.h"
 
 /*
@@ -122,7 +123,9 @@ static const struct field fields[] = {
      .sdef = "1",
      .no_leading_zero = true},
     STR("identity", "trunk_prefix", F_DIGITS, identity.trunk_prefix, 0, 2, "1"),
-    INT("identity", "max_links", identity.max_links, 0, 100000000, 1000000),
+    STR("identity", "store_path", F_STRING, identity.store_path, 1, 4000,
+        "/var/lib/crm-consumerd/identities"),
+    INT("identity", "store_max_mb", identity.store_max_mb, 1, 1048576, 1024),
     STR("responses", "email", F_TEMPLATE, responses.email, 1, 4096,
         "Hello {name}, we received \"{subject}\". Your ticket is {ticket_id}."),
     STR("responses", "whatsapp", F_TEMPLATE, responses.whatsapp, 1, 4096,
@@ -145,6 +148,15 @@ static const struct field fields[] = {
 static const char *const sections[] = {
     "kafka", "processing", "retry", "circuit_breaker", "output", "identity", "responses",
     "http",  "log",        NULL,
+};
+
+/* Settings that existed once: naming one is an error that says what replaced it. */
+static const struct {
+    const char *section, *name, *instead;
+} retired[] = {
+    {"identity", "max_links",
+     "retired: the links are kept on disk in identity.store_path, up to identity.store_max_mb, "
+     "and none is evicted; remove it"},
 };
 
 static const char *const placeholders[] = {"name",        "ticket_id", "subject",
@@ -438,6 +450,17 @@ static void report_unknown(struct ctx *c, config_setting_t *s, const char *secti
     size_t best_d = SUGGEST_DISTANCE + 1;
     char *path = NULL;
 
+    for (size_t i = 0; section && i < sizeof(retired) / sizeof(retired[0]); i++) {
+        if (strcmp(retired[i].section, section) == 0 && strcmp(retired[i].name, name) == 0) {
+            if (asprintf(&path, "%s.%s", section, name) < 0) {
+                c->oom = true;
+                return;
+            }
+            report(c, s, path, "%s", retired[i].instead);
+            free(path);
+            return;
+        }
+    }
     if (section) {
         for (size_t i = 0; i < NFIELDS; i++) {
             size_t d;
@@ -1146,6 +1169,22 @@ static void check_outputs(struct ctx *c)
     }
 }
 
+/*
+ * The identity store's directory, when the file names one: it must exist and
+ * be writable, or be creatable. The default is checked by -t and at the start,
+ * since a file that does not name it should not fail for whoever reads it.
+ */
+static void check_store(struct ctx *c)
+{
+    int fi = find_field("identity", "store_path");
+    char why[512];
+
+    if (c->bad[fi] || !c->set[fi])
+        return;
+    if (linkstore_check_dir(c->cfg->identity.store_path, why, sizeof(why)) < 0)
+        report(c, c->set[fi], "identity.store_path", "%s", why);
+}
+
 static bool errs_add(struct config_errors *errs, char *msg)
 {
     char **msgs;
@@ -1374,6 +1413,7 @@ static void check_root(struct ctx *c, config_setting_t *root)
                "required setting is missing (e.g. brokers = \"localhost:9092\";)");
     check_backoff(c);
     check_outputs(c);
+    check_store(c);
     check_http_pairs(c);
 }
 

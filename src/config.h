@@ -60,7 +60,8 @@ struct config {
     struct {
         char *default_country_code;
         char *trunk_prefix;
-        int max_links;
+        char *store_path; /* the LMDB store's directory */
+        int store_max_mb; /* the most the store may grow to */
     } identity;
     struct {
         char *email;

@@ -130,6 +130,7 @@ struct consumer {
     int queue_resume;   /* producer queue length at which a queue-full pause ends */
     struct breaker breaker;
     bool breaker_hold; /* every partition paused by the breaker: open, or its trial is done */
+    bool caller_hold;  /* every partition paused by consumer_hold() */
     uint32_t trial;    /* counts half-open trials: tokens of earlier ones do not decide */
     bool cooperative;  /* the rebalance protocol, cached at assign time */
     bool fatal;
@@ -301,13 +302,13 @@ static rd_kafka_topic_partition_list_t *one_part(const struct part *p, int64_t o
 }
 
 /*
- * Three things pause a partition: its own retry (p->paused), flow control
- * and the circuit breaker (both for every partition). It fetches only when
+ * Four things pause a partition: its own retry (p->paused), flow control,
+ * the circuit breaker and the caller's hold (these three for every partition). It fetches only when
  * none of them holds it; this makes librdkafka's state match.
  */
 static void sync_pause(struct consumer *c, struct part *p, bool force)
 {
-    bool want = p->paused || c->flow_paused || c->breaker_hold;
+    bool want = p->paused || c->flow_paused || c->breaker_hold || c->caller_hold;
     rd_kafka_topic_partition_list_t *l;
 
     if (want == p->held && !force)
@@ -569,10 +570,10 @@ static void breaker_open(struct consumer *c, bool trial)
 }
 
 /*
- * Let the partitions go: each is first sought back to the first message it
+ * Before a hold ends: each partition is sought back to the first message it
  * fetched and did not handle while held, so nothing is skipped.
  */
-static void breaker_release(struct consumer *c)
+static void seek_back_held(struct consumer *c)
 {
     for (size_t i = 0; i < c->nparts; i++) {
         struct part *p = c->parts[i];
@@ -584,6 +585,13 @@ static void breaker_release(struct consumer *c)
             p->resume_at = now_ms() + backoff_ms(c->cfg, 1);
         }
     }
+}
+
+/* Let the partitions go, unless the caller holds them too. */
+static void breaker_release(struct consumer *c)
+{
+    if (!c->caller_hold)
+        seek_back_held(c);
     c->breaker_hold = false;
     sync_pause_all(c);
     breaker_changed(c);
@@ -1508,8 +1516,8 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
     }
     if (p->failing || p->paused)
         return false; /* behind a failed message: it comes again after the rewind */
-    if (c->breaker_hold) {
-        /* Fetched before the pause took effect: it comes again when the breaker lets go. */
+    if (c->breaker_hold || c->caller_hold) {
+        /* Fetched before the pause took effect: it comes again when the hold ends. */
         if (p->retry_at < 0)
             p->retry_at = m->offset;
         c->stats.held_back++;
@@ -1641,6 +1649,17 @@ static void commit_idle(struct consumer *c)
     err = rd_kafka_commit(c->rk, NULL, 1);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         log_debug("offset commit when idle: %s", rd_kafka_err2str(err));
+}
+
+void consumer_hold(struct consumer *c, bool hold)
+{
+    if (c->caller_hold == hold)
+        return;
+    if (!hold && !c->breaker_hold)
+        seek_back_held(c);
+    c->caller_hold = hold;
+    sync_pause_all(c);
+    count_paused(c);
 }
 
 int consumer_poll(struct consumer *c)

@@ -3,6 +3,7 @@
 #ifndef CRM_CONSUMER_H
 #define CRM_CONSUMER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,14 @@ struct consumer *consumer_new(const struct config *cfg, struct router *router, s
  * shut down.
  */
 int consumer_poll(struct consumer *c);
+
+/*
+ * Take no message (hold) or take them again: while held every partition is
+ * paused, including those assigned meanwhile, and what was fetched but not
+ * handled is fetched again when the hold ends. Outputs in flight are still
+ * acknowledged and their offsets stored.
+ */
+void consumer_hold(struct consumer *c, bool hold);
 
 /*
  * Graceful shutdown: wait for the outputs in flight, store and commit

@@ -21,6 +21,8 @@
 #include "kafka.h"
 #include "http.h"
 #include "identity.h"
+#include "links.h"
+#include "linkstore.h"
 #include "log.h"
 #include "notify.h"
 #include "router.h"
@@ -127,10 +129,26 @@ static void reload(const char *path)
     config_free(fresh);
 }
 
-/* The longest start-up wait for the identity links already published. */
-#define LINKS_LOAD_TIMEOUT_MS 60000
 /* How often systemd's STATUS= line is refreshed. */
 #define STATUS_INTERVAL_S 5
+/* How long the loop waits for the identities topic while restoring (it has nothing else to do). */
+#define RESTORE_WAIT_MS 100
+
+/* STATUS=: the restore's progress until the links are restored, then the loop's summary. */
+static void status_line(struct telemetry *tm, struct changelog *cl, char *line, size_t len)
+{
+    uint64_t done, total;
+
+    if (changelog_stopped(cl)) {
+        snprintf(line, len, "identity store full or failing: not taking messages");
+    } else if (!changelog_restored(cl)) {
+        changelog_progress(cl, &done, &total);
+        snprintf(line, len, "restoring identity links: %llu of %llu records",
+                 (unsigned long long)done, (unsigned long long)total);
+    } else {
+        telemetry_status(tm, line, len);
+    }
+}
 
 /* The demo's live line: what was produced, what the daemon made of it. */
 static void demo_line(struct demo *demo, struct telemetry *tm, bool tty)
@@ -144,6 +162,59 @@ static void demo_line(struct demo *demo, struct telemetry *tm, bool tty)
     fflush(stdout);
 }
 
+/* The identity store's state into the metrics and /ready. */
+static void report_identities(struct telemetry *tm, struct changelog *cl, struct links *links,
+                              struct linkstore *store)
+{
+    struct identity_report r = {
+        .state = changelog_stopped(cl)    ? IDENTITY_STOPPED
+                 : changelog_restored(cl) ? IDENTITY_READY
+                                          : IDENTITY_RESTORING,
+        .links = linkstore_count(store),
+        .pending = links_pending(links),
+        .store_bytes = linkstore_bytes(store),
+        .store_max_bytes = linkstore_max_bytes(store),
+        .rebuilds = changelog_rebuilds(cl),
+        .compacted = changelog_policy(cl) == POLICY_UNKNOWN   ? -1
+                     : changelog_policy(cl) == POLICY_COMPACT ? 1
+                                                              : 0,
+    };
+
+    changelog_progress(cl, &r.restore_done, &r.restore_total);
+    telemetry_identities(tm, &r);
+}
+
+/*
+ * Make the consumer and subscribe. librdkafka's threads inherit the signal
+ * mask of the thread that creates them: our signals are blocked meanwhile,
+ * so only the main thread takes them and their system calls are not
+ * interrupted.
+ */
+static struct consumer *start_consumer(const struct config *cfg, struct router *router,
+                                       struct telemetry *tm, char *err, size_t errlen)
+{
+    sigset_t block, old;
+    struct consumer *c;
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    c = consumer_new(cfg, router, tm, err, errlen);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return c;
+}
+
+/*
+ * Start-up, then the loop. The daemon tells systemd READY=1 once it serves
+ * HTTP and reads the identities topic; it joins the group and handles
+ * messages only when the identity store has caught up with the topic's end
+ * as it was at start-up (until then /ready is 503 and STATUS= shows the
+ * restore). A restore that waits for brokers thus never meets systemd's
+ * start timeout, and never lets a message be handled against a partial
+ * table.
+ */
 static int run(const char *path, struct config *cfg, struct demo *demo)
 {
     struct router_limits limits = {
@@ -151,24 +222,38 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
         .max_nesting_depth = cfg->processing.max_nesting_depth,
         .unknown_type = cfg->processing.unknown_type,
     };
-    struct identity_links *links = identity_links_new((size_t)cfg->identity.max_links);
-    struct router *router = router_new(&limits);
-    struct handlers *handlers = links ? handlers_new(cfg, links, NULL) : NULL;
-    struct telemetry *tm = telemetry_new(cfg);
+    struct linkstore *store = NULL;
+    struct links *links = NULL;
+    struct router *router = NULL;
+    struct handlers *handlers = NULL;
+    struct telemetry *tm = NULL;
     struct changelog *changelog = NULL;
     struct consumer *c = NULL;
     struct http *http = NULL;
     struct http_routes routes;
     time_t last_status = 0, last_demo = 0;
     uint64_t links_applied = 0, links_skipped = 0; /* already added to the metrics */
-    bool tty = isatty(STDOUT_FILENO);
+    bool tty = isatty(STDOUT_FILENO), held = false;
     char line[256];
     const struct consumer_stats *st;
     sigset_t block, old;
-    char err[512];
+    char err[512], note[512];
     int status = EX_OK, close_rc = 0, resolved;
 
-    if (!router || !handlers || !tm || handlers_register(handlers, router) < 0) {
+    store = linkstore_open(cfg->identity.store_path, (size_t)cfg->identity.store_max_mb << 20, note,
+                           sizeof(note), err, sizeof(err));
+    if (!store) {
+        log_errx("identity store: %s; check identity.store_path in %s", err, path);
+        return EX_CANTCREAT;
+    }
+    if (note[0])
+        log_warnx("identity store %s: %s; replaced by an empty one, rebuilt from %s",
+                  cfg->identity.store_path, note, cfg->output.identities_topic);
+    links = links_new(store);
+    router = router_new(&limits);
+    handlers = links ? handlers_new(cfg, links, NULL) : NULL;
+    tm = telemetry_new(cfg);
+    if (!links || !router || !handlers || !tm || handlers_register(handlers, router) < 0) {
         log_errx("out of memory");
         status = EX_OSERR;
         goto out;
@@ -182,20 +267,13 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
     } else if (resolved < 0) {
         log_warnx("kafka.brokers: %s; going on with the others", err);
     }
-    /*
-     * librdkafka's threads inherit the signal mask of the thread that creates
-     * them: block our signals while the handles are made, so only the main
-     * thread takes them and their system calls are not interrupted.
-     */
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     changelog = changelog_new(cfg, links, err, sizeof(err));
-    if (changelog)
-        c = consumer_new(cfg, router, tm, err, sizeof(err));
-    if (!c) {
+    if (!changelog) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         log_errx("cannot start the Kafka clients: %s", err);
         status = EX_UNAVAILABLE;
@@ -212,19 +290,12 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
         status = EX_CANTCREAT;
         goto out;
     }
-    /* Links made by any instance before now, so the first messages resolve like the last. */
-    if (changelog_load(changelog, LINKS_LOAD_TIMEOUT_MS) < 0)
-        log_warnx("%s: not read to the end in %d s; starting with %zu links, reading on",
-                  cfg->output.identities_topic, LINKS_LOAD_TIMEOUT_MS / 1000,
-                  identity_links_count(links));
-    else
-        log_info("%s: %zu identity links loaded", cfg->output.identities_topic,
-                 identity_links_count(links));
+    report_identities(tm, changelog, links, store);
     log_notice("crm-consumerd %s (librdkafka %s) started: group %s, %zu topic%s, brokers %s, "
                "metrics on http://%s/metrics",
                CRM_VERSION, rd_kafka_version_str(), cfg->kafka.group_id, cfg->kafka.ntopics,
                cfg->kafka.ntopics == 1 ? "" : "s", cfg->kafka.brokers, cfg->http.listen);
-    notify_ready("subscribed; waiting for partitions");
+    notify_ready("restoring identity links");
     if (demo)
         printf("demo: embedded Kafka at %s (try: kcat -b %s -C -t %s)\n"
                "demo: http://%s/metrics  http://%s/health  http://%s/ready\n"
@@ -233,13 +304,34 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
                cfg->http.listen, cfg->http.listen, cfg->http.listen);
 
     while (!quit_signal) {
-        if (consumer_poll(c) < 0) {
-            log_errx("the Kafka client hit a fatal error; shutting down");
-            status = EX_UNAVAILABLE;
-            break;
+        if (!c) {
+            /* Restoring: nothing else to do but read the identities topic. */
+            changelog_poll(changelog, RESTORE_WAIT_MS);
+            telemetry_poll(tm);
+            if (changelog_restored(changelog)) {
+                c = start_consumer(cfg, router, tm, err, sizeof(err));
+                if (!c) {
+                    log_errx("cannot start the Kafka consumer: %s", err);
+                    status = EX_UNAVAILABLE;
+                    break;
+                }
+                log_notice("identity links restored (%zu in the store); consuming",
+                           linkstore_count(store));
+            }
+        } else {
+            if (consumer_poll(c) < 0) {
+                log_errx("the Kafka client hit a fatal error; shutting down");
+                status = EX_UNAVAILABLE;
+                break;
+            }
+            changelog_poll(changelog, 0);
         }
-        changelog_poll(changelog);
-        telemetry_links(tm, identity_links_count(links));
+        /* A store that refuses writes would split customers: take no more messages. */
+        if (c && !held && changelog_stopped(changelog)) {
+            consumer_hold(c, true);
+            held = true;
+        }
+        report_identities(tm, changelog, links, store);
         telemetry_link_events(tm, changelog_applied(changelog) - links_applied,
                               changelog_skipped(changelog) - links_skipped);
         links_applied = changelog_applied(changelog);
@@ -248,7 +340,7 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
         notify_watchdog();
         if (time(NULL) - last_status >= STATUS_INTERVAL_S) {
             last_status = time(NULL);
-            telemetry_status(tm, line, sizeof(line));
+            status_line(tm, changelog, line, sizeof(line));
             notify_status(line);
         }
         if (demo && time(NULL) - last_demo >= (tty ? 1 : 5)) {
@@ -258,7 +350,7 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
         if (reload_requested) {
             reload_requested = 0;
             reload(path);
-            telemetry_status(tm, line, sizeof(line));
+            status_line(tm, changelog, line, sizeof(line));
             notify_ready(line);
         }
     }
@@ -268,6 +360,8 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
     if (quit_signal)
         log_notice("%s: finishing the batch, flushing outputs, committing and leaving the group",
                    strsignal(quit_signal));
+    if (!c)
+        goto out;
 
     close_rc = consumer_close(c);
     if (close_rc == -ETIMEDOUT)
@@ -296,10 +390,37 @@ out:
     consumer_free(c);
     changelog_free(changelog);
     telemetry_free(tm);
-    router_free(router);
     handlers_free(handlers);
-    identity_links_free(links);
+    router_free(router);
+    links_free(links);
+    linkstore_close(store);
     return status;
+}
+
+/* A temporary directory for the demo's identity store, set in cfg. */
+static int demo_store(struct config *cfg, char *dir, size_t len)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *copy;
+
+    snprintf(dir, len, "%s/crm-consumerd-demo.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir) || !(copy = strdup(dir)))
+        return -1;
+    free(cfg->identity.store_path);
+    cfg->identity.store_path = copy;
+    return 0;
+}
+
+/* Remove a store made by demo_store(): its two LMDB files and the directory. */
+static void remove_store(const char *dir)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
 }
 
 int main(int argc, char **argv)
@@ -314,6 +435,7 @@ int main(int argc, char **argv)
     int check_only = 0, opt, status, demo_rate = 300, want_demo = 0, dry_run = 0;
     struct demo *demo = NULL;
     struct config *cfg;
+    char demo_dir[256];
     char *end;
     char err[512];
 
@@ -358,6 +480,15 @@ int main(int argc, char **argv)
 
     log_init(LOG_INFO);
     cfg = load_config(path, !check_only, &status);
+    /* The file may leave the store at its default: whether that is usable is checked here. */
+    if (cfg && !want_demo && linkstore_check_dir(cfg->identity.store_path, err, sizeof(err)) < 0) {
+        if (check_only)
+            fprintf(stderr, "%s: identity.store_path: %s\n", path, err);
+        else
+            log_errx("%s: identity.store_path: %s", path, err);
+        cfg = config_free(cfg);
+        status = EX_CONFIG;
+    }
     if (check_only) {
         if (cfg)
             printf("configuration OK\n");
@@ -381,16 +512,25 @@ int main(int argc, char **argv)
         return EX_OSERR;
     }
     if (want_demo) {
+        /* The demo's links live in a store of its own, gone when it ends. */
+        if (demo_store(cfg, demo_dir, sizeof(demo_dir)) < 0) {
+            log_warn("demo: cannot make a temporary identity store");
+            config_free(cfg);
+            return EX_CANTCREAT;
+        }
         /* The threads of the embedded broker and the generator must not take our signals. */
         demo = demo_start(cfg, demo_rate, err, sizeof(err));
         if (!demo) {
             log_errx("demo: %s", err);
+            remove_store(demo_dir);
             config_free(cfg);
             return EX_UNAVAILABLE;
         }
     }
     status = run(path, cfg, demo);
     demo_stop(demo);
+    if (want_demo)
+        remove_store(demo_dir);
     config_free(cfg);
     return status;
 }

@@ -64,6 +64,8 @@ struct telemetry {
     struct metric *commits[2];                /* [ok] */
     struct metric *rebalances[REBALANCE_KINDS];
     struct metric *assigned, *paused, *in_flight, *breaker, *last_poll, *links;
+    struct metric *links_pending, *restoring, *restore_left, *store_bytes, *store_max, *stopped;
+    struct metric *rebuilds, *compacted;
     struct metric *link_events[2]; /* identity.linked events read back: applied, skipped */
     struct metric_family *lag, *broker_up;
 
@@ -76,6 +78,8 @@ struct telemetry {
     atomic_int_fast64_t total_lag; /* -1 unknown */
     atomic_bool fatal;
     atomic_int breaker_state;
+    atomic_int identity_state;
+    atomic_uint_fast64_t restore_done, restore_total;
     char fatal_why[256]; /* written once, before fatal is set */
 
     /* The last statistics' tree, rebuilt in the same memory each time; main loop only. */
@@ -230,7 +234,32 @@ static bool register_all(struct telemetry *t)
     ok &= (t->last_poll = single(m, METRIC_GAUGE, "crm_consumer_last_poll_timestamp_seconds",
                                  "When the main loop last polled Kafka (Unix time).")) != NULL;
     ok &= (t->links = single(m, METRIC_GAUGE, "crm_consumer_identity_links",
-                             "Phone-to-customer links held in memory.")) != NULL;
+                             "Phone-to-customer links in the identity store.")) != NULL;
+    ok &= (t->links_pending =
+               single(m, METRIC_GAUGE, "crm_consumer_identity_links_pending",
+                      "Links announced by this instance and not yet read back into the "
+                      "store.")) != NULL;
+    ok &= (t->restoring = single(m, METRIC_GAUGE, "crm_consumer_identity_restoring",
+                                 "1 while the identity links are restored at start-up (no "
+                                 "message is handled).")) != NULL;
+    ok &= (t->restore_left =
+               single(m, METRIC_GAUGE, "crm_consumer_identity_restore_remaining_records",
+                      "Records of the identities topic still to read before messages are "
+                      "handled.")) != NULL;
+    ok &= (t->store_bytes = single(m, METRIC_GAUGE, "crm_consumer_identity_store_bytes",
+                                   "Bytes of the identity store's file in use.")) != NULL;
+    ok &= (t->store_max = single(m, METRIC_GAUGE, "crm_consumer_identity_store_max_bytes",
+                                 "The most the identity store may hold "
+                                 "(identity.store_max_mb).")) != NULL;
+    ok &= (t->stopped = single(m, METRIC_GAUGE, "crm_consumer_identity_store_stopped",
+                               "1 when the identity store is full or failing: no message is "
+                               "handled.")) != NULL;
+    ok &= (t->rebuilds = single(m, METRIC_COUNTER, "crm_consumer_identity_store_rebuilds_total",
+                                "Times the identity store was rebuilt from the beginning of the "
+                                "identities topic.")) != NULL;
+    ok &= (t->compacted = single(m, METRIC_GAUGE, "crm_consumer_identities_topic_compacted",
+                                 "The identities topic's cleanup.policy: 1 compact, 0 not (or "
+                                 "compact,delete), -1 not known.")) != NULL;
     f = metrics_family(m, METRIC_COUNTER, "crm_consumer_identity_events_total",
                        "Records read back from the identities topic: applied as links, or "
                        "skipped as not a readable identity.linked event.",
@@ -272,9 +301,13 @@ struct telemetry *telemetry_new(const struct config *cfg)
     atomic_init(&t->group, GROUP_UNKNOWN);
     atomic_init(&t->total_lag, -1);
     atomic_init(&t->fatal, false);
+    atomic_init(&t->identity_state, IDENTITY_READY);
+    atomic_init(&t->restore_done, 0);
+    atomic_init(&t->restore_total, 0);
     if (!t->consumed || !t->registry || !register_all(t) ||
         arena_init(&t->stats_arena, STATS_ARENA_FIRST, STATS_ARENA_KEEP_MAX) < 0)
         return telemetry_free(t);
+    metric_set(t->compacted, -1);
     return t;
 }
 
@@ -381,9 +414,24 @@ void telemetry_fatal(struct telemetry *t, const char *why)
     atomic_store(&t->fatal, true);
 }
 
-void telemetry_links(struct telemetry *t, size_t n)
+void telemetry_identities(struct telemetry *t, const struct identity_report *r)
 {
-    metric_set(t->links, (double)n);
+    uint64_t left = r->restore_total > r->restore_done ? r->restore_total - r->restore_done : 0;
+    double rebuilds = metric_value(t->rebuilds);
+
+    metric_set(t->links, (double)r->links);
+    metric_set(t->links_pending, (double)r->pending);
+    metric_set(t->restoring, r->state == IDENTITY_RESTORING);
+    metric_set(t->restore_left, r->state == IDENTITY_RESTORING ? (double)left : 0);
+    metric_set(t->store_bytes, (double)r->store_bytes);
+    metric_set(t->store_max, (double)r->store_max_bytes);
+    metric_set(t->stopped, r->state == IDENTITY_STOPPED);
+    if ((double)r->rebuilds > rebuilds)
+        metric_add(t->rebuilds, (uint64_t)((double)r->rebuilds - rebuilds));
+    metric_set(t->compacted, r->compacted);
+    atomic_store(&t->restore_done, r->restore_done);
+    atomic_store(&t->restore_total, r->restore_total);
+    atomic_store(&t->identity_state, (int)r->state);
 }
 
 void telemetry_link_events(struct telemetry *t, uint64_t applied, uint64_t skipped)
@@ -553,20 +601,29 @@ bool telemetry_health(void *opaque, char *body, size_t len)
 
 bool telemetry_ready(void *opaque, char *body, size_t len)
 {
+    static const char *const identity_names[] = {
+        [IDENTITY_READY] = "restored",
+        [IDENTITY_RESTORING] = "restoring",
+        [IDENTITY_STOPPED] = "store full or failing",
+    };
     struct telemetry *t = opaque;
     int up = atomic_load(&t->brokers_up), n = atomic_load(&t->brokers);
     int group = atomic_load(&t->group);
     enum breaker_state breaker = (enum breaker_state)atomic_load(&t->breaker_state);
+    enum identity_state identity = (enum identity_state)atomic_load(&t->identity_state);
     bool brokers_ok = up > 0, group_ok = group == GROUP_STEADY,
-         breaker_ok = breaker != BREAKER_OPEN;
+         breaker_ok = breaker != BREAKER_OPEN, identity_ok = identity == IDENTITY_READY;
+    bool ok = brokers_ok && group_ok && breaker_ok && identity_ok;
 
     snprintf(body, len,
-             "{\"status\":\"%s\",\"brokers\":{\"ok\":%s,\"up\":%d,\"known\":%d},"
+             "{\"status\":\"%s\",\"identities\":{\"ok\":%s,\"state\":\"%s\",\"read\":%" PRIu64
+             ",\"to_read\":%" PRIu64 "},\"brokers\":{\"ok\":%s,\"up\":%d,\"known\":%d},"
              "\"group\":{\"ok\":%s,\"state\":\"%s\"},\"breaker\":{\"ok\":%s,\"state\":\"%s\"}}",
-             brokers_ok && group_ok && breaker_ok ? "ready" : "not ready",
+             ok ? "ready" : "not ready", identity_ok ? "true" : "false", identity_names[identity],
+             (uint64_t)atomic_load(&t->restore_done), (uint64_t)atomic_load(&t->restore_total),
              brokers_ok ? "true" : "false", up < 0 ? 0 : up, n, group_ok ? "true" : "false",
              group_names[group], breaker_ok ? "true" : "false", breaker_state_name(breaker));
-    return brokers_ok && group_ok && breaker_ok;
+    return ok;
 }
 
 void telemetry_status(struct telemetry *t, char *buf, size_t len)

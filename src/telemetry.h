@@ -100,8 +100,24 @@ void telemetry_poll(struct telemetry *t);
 /* librdkafka hit a fatal error: /health says so from now on. */
 void telemetry_fatal(struct telemetry *t, const char *why);
 
-/* The number of identity links held. */
-void telemetry_links(struct telemetry *t, size_t n);
+/* Where the identity store stands, for the metrics, /ready and STATUS=. */
+enum identity_state {
+    IDENTITY_READY,     /* restored: messages may be handled */
+    IDENTITY_RESTORING, /* reading the identities topic up to its end at start-up */
+    IDENTITY_STOPPED,   /* the store is full or failing: no message is handled */
+};
+
+struct identity_report {
+    enum identity_state state;
+    uint64_t restore_done, restore_total; /* records read, and to read, before ready */
+    size_t links, pending;                /* stored, and announced but not yet read back */
+    uint64_t store_bytes, store_max_bytes;
+    uint64_t rebuilds;
+    int compacted; /* the topic's cleanup.policy: 1 compact, 0 not, -1 unknown */
+};
+
+/* The identity store's state, as the main loop sees it. */
+void telemetry_identities(struct telemetry *t, const struct identity_report *r);
 
 /* More records read back from the identities topic: applied as links, and skipped. */
 void telemetry_link_events(struct telemetry *t, uint64_t applied, uint64_t skipped);
@@ -116,7 +132,11 @@ void telemetry_stats(struct telemetry *t, const char *json, size_t len);
 /* /health: the loop turned within its TTL, no handler is stuck, no fatal error. */
 bool telemetry_health(void *t, char *body, size_t len);
 
-/* /ready: a broker is up, the group is steady (or legitimately idle), the breaker is not open. */
+/*
+ * /ready: the identity links are restored and the store takes writes, a
+ * broker is up, the group is steady (or legitimately idle), the breaker is
+ * not open.
+ */
 bool telemetry_ready(void *t, char *body, size_t len);
 
 /* One line for systemd's STATUS=: rate, lag, state. */

@@ -99,8 +99,15 @@ static const struct {
      ":2: processing.batch_size: must be an integer from 1 to 100000 (got 0)"},
     {BROKERS "http = {\n max_connections = 100001;\n};\n",
      ":3: http.max_connections: must be an integer from 1 to 100000 (got 100001)"},
-    {BROKERS "identity = { max_links = -1; };\n",
-     ":2: identity.max_links: must be an integer from 0 to 100000000 (got -1)"},
+    {BROKERS "identity = { store_max_mb = 0; };\n",
+     ":2: identity.store_max_mb: must be an integer from 1 to 1048576 (got 0)"},
+    {BROKERS "identity = {\n  max_links = 1000000;\n};\n",
+     ":3: identity.max_links: retired: the links are kept on disk in identity.store_path, up to "
+     "identity.store_max_mb, and none is evicted; remove it"},
+    {BROKERS "identity = { store_path = \"/dev/null/identities\"; };\n",
+     ":2: identity.store_path: /dev/null is not a directory"},
+    {BROKERS "identity = { store_path = \"\"; };\n",
+     ":2: identity.store_path: must be a non-empty string of at most 4000 characters (got \"\")"},
     {BROKERS "retry = { max_attempts = 5000000000L; };\n",
      ":2: retry.max_attempts: must be an integer from 1 to 1000 (got 5000000000)"},
     /* libconfig 1.5 reads this as 1: the literal must be checked */
@@ -293,7 +300,9 @@ END_TEST
 
 /* Valid corner cases: each must load without a message. */
 static const char *const valid[] = {
-    BROKERS "identity = { trunk_prefix = \"\"; default_country_code = \"998\"; max_links = 0; };\n",
+    BROKERS
+    "identity = { trunk_prefix = \"\"; default_country_code = \"998\"; store_max_mb = 1; };\n",
+    BROKERS "identity = { store_path = \"/tmp/crm-consumerd-check-config/a/b\"; };\n",
     BROKERS "http = { listen = \"[::1]:9464\"; };\n",
     BROKERS "http = { listen = \"localhost:1\"; };\n",
     BROKERS "responses = { email = \"{{literal}} {name} }} {{\"; };\n",
@@ -353,7 +362,8 @@ static void assert_defaults(const struct config *cfg)
     ck_assert_str_eq(cfg->output.dlq_topic, "crm.inbound.dlq");
     ck_assert_str_eq(cfg->identity.default_country_code, "1");
     ck_assert_str_eq(cfg->identity.trunk_prefix, "1");
-    ck_assert_int_eq(cfg->identity.max_links, 1000000);
+    ck_assert_str_eq(cfg->identity.store_path, "/var/lib/crm-consumerd/identities");
+    ck_assert_int_eq(cfg->identity.store_max_mb, 1024);
     ck_assert_str_eq(cfg->responses.email,
                      "Hello {name}, we received \"{subject}\". Your ticket is {ticket_id}.");
     ck_assert_str_eq(cfg->responses.whatsapp,

@@ -839,7 +839,7 @@ START_TEST(builtin_types_and_poison)
     };
     const int parts = 2, rounds = 50, nv = (int)(sizeof(values) / sizeof(values[0]));
     int64_t hi[2], done[2];
-    struct identity_links *links = identity_links_new(100);
+    struct links *links = links_new(NULL);
     struct handlers *hs;
     struct config *cfg;
     struct router *r;
@@ -874,7 +874,7 @@ START_TEST(builtin_types_and_poison)
         ck_assert_int_eq(dc.classes[ERROR_SCHEMA], rounds);
     }
     handlers_free(hs);
-    identity_links_free(links);
+    links_free(links);
     committed("mixed", parts, done);
     for (int p = 0; p < parts; p++) {
         hi[p] = high_watermark(p);
@@ -1017,7 +1017,7 @@ START_TEST(oversize_output_is_dead_lettered)
 {
     char big[3400];
     int64_t done[1];
-    struct identity_links *links = identity_links_new(10);
+    struct links *links = links_new(NULL);
     struct handlers *hs;
     struct config *cfg;
     struct router *r;
@@ -1047,7 +1047,7 @@ START_TEST(oversize_output_is_dead_lettered)
     ck_assert_int_eq(done[0], 2);
     router_free(r);
     handlers_free(hs);
-    identity_links_free(links);
+    links_free(links);
     config_free(cfg);
     cluster_down();
 }

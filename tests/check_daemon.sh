@@ -15,6 +15,7 @@ kafka = {
 processing = { shutdown_timeout_s = $2; };
 log = { level = "$1"; };
 http = { listen = "127.0.0.1:$port"; };
+identity = { store_path = "$tmp/store"; };
 CONF
 }
 

@@ -19,6 +19,7 @@ kafka = {
 # Small enough that the oversize pills stay within the mock's 5 MiB partition retention.
 processing = { max_message_bytes = 16384; shutdown_timeout_s = 20; };
 http = { listen = "127.0.0.1:$port"; };
+identity = { store_path = "$tmp/store"; };
 CONF
 
 # run_daemon LOG: start, wait until every input is committed, SIGTERM, expect exit 0.
@@ -35,11 +36,12 @@ run_daemon() {
 
 check "produce 10,000 mixed inputs" $py tests/e2e_tool.py produce "$addr" 10000 "$tmp/manifest"
 run_daemon daemon1.log
-# After a restart the link comes back from the identities topic, not from memory.
+# After a restart the link comes back from the identity store, not from memory.
 $py tests/e2e_tool.py link-again "$addr" "$tmp/manifest"
 run_daemon daemon2.log
-check "restart: links loaded from the identities topic" \
-    grep -qE 'crm.identities: [1-9][0-9]* identity links loaded' "$tmp/daemon2.log"
+check "restart: links resumed from the store" \
+    grep -qE 'identity store .*: [1-9][0-9]* links; resuming crm.identities from the stored' \
+    "$tmp/daemon2.log"
 check "every input has its outputs or its dead letter" \
     $py tests/e2e_tool.py verify "$addr" "$tmp/manifest"
 

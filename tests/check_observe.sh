@@ -29,6 +29,7 @@ kafka = {
 };
 processing = { shutdown_timeout_s = 10; };
 http = { listen = "127.0.0.1:$port"; timeout_s = 2; };
+identity = { store_path = "$tmp/store"; };
 CONF
 
 $tool notify-listen "$tmp/notify.sock" "$tmp/notify.log" &

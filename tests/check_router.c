@@ -56,8 +56,15 @@ static int capture_emit(struct emitter *e, enum output_topic topic, const void *
 
     ck_assert_int_gt(timestamp_ms, 0);
     ck_assert_int_lt(topic, OUTPUT_DEAD_LETTERS);
-    ck_assert_uint_eq(key_len, IDENTITY_ID_LEN);
-    ck_assert_int_eq(memcmp(key, "cus_", 4), 0);
+    /* Links are keyed by the E.164 phone, everything else by the customer id. */
+    if (topic == OUTPUT_IDENTITIES) {
+        ck_assert_uint_ge(key_len, 3);
+        ck_assert_uint_le(key_len, IDENTITY_PHONE_MAX);
+        ck_assert_int_eq(*(const char *)key, '+');
+    } else {
+        ck_assert_uint_eq(key_len, IDENTITY_ID_LEN);
+        ck_assert_int_eq(memcmp(key, "cus_", 4), 0);
+    }
     cJSON *json = cJSON_ParseWithLengthOpts(value, len, &end, 0);
     ck_assert_msg(cJSON_IsObject(json) && end == (const char *)value + len,
                   "output is not one JSON object: %.*s", (int)len, (const char *)value);
@@ -74,7 +81,7 @@ static int64_t fixed_clock(void)
 /* A router with the built-in handlers on default settings, the test handlers, and an emitter. */
 struct fixture {
     struct config *cfg;
-    struct identity_links *links;
+    struct links *links;
     struct handlers *handlers;
     struct router *router;
     struct capture capture;
@@ -123,7 +130,7 @@ static void handlers_setup(struct fixture *f)
     *f = (struct fixture){0};
     f->cfg = config_new_defaults();
     ck_assert_ptr_nonnull(f->cfg);
-    f->links = identity_links_new((size_t)f->cfg->identity.max_links);
+    f->links = links_new(NULL);
     ck_assert_ptr_nonnull(f->links);
     f->handlers = handlers_new(f->cfg, f->links, fixed_clock);
     ck_assert_ptr_nonnull(f->handlers);
@@ -153,7 +160,7 @@ static void fixture_free(struct fixture *f)
 {
     f->router = router_free(f->router);
     f->handlers = handlers_free(f->handlers);
-    f->links = identity_links_free(f->links);
+    f->links = links_free(f->links);
     f->cfg = config_free(f->cfg);
 }
 

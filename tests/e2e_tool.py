@@ -269,6 +269,16 @@ def verify(bootstrap, manifest_path, max_duplicates=None, duplicates_path=None):
                             (t["ticket_id"], m.timestamp(), t["created_at"]))
         tickets.setdefault(t["source"]["message_id"], []).append(t)
         count("tickets", source_of(t), m.value())
+    # Links are keyed by the phone, so that one phone's links stay in order and a compacted
+    # topic keeps each phone's latest.
+    nlinks = 0
+    for m in read_all(bootstrap, "crm.identities"):
+        link = json.loads(m.value())
+        nlinks += 1
+        if m.key() is None or m.key().decode() != link["phone"]:
+            problems.append("identity link key %s is not its phone %s" % (m.key(), link["phone"]))
+    if nlinks == 0:
+        problems.append("no identity link was published")
     for m in read_all(bootstrap, "crm.responses"):
         r = json.loads(m.value())
         responses.setdefault(r["source"]["message_id"], []).append(r)

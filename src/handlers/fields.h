@@ -45,7 +45,7 @@ static inline const char *fields_text(const cJSON *item)
 /* The handlers' shared state; one per router, main-loop thread only. */
 struct handlers {
     const struct config *cfg;
-    struct identity_links *links;
+    struct links *links;
     int64_t (*clock_ms)(void);
     struct handler_stats stats;
     /* one per output of a message (ticket, response, identity); reused, so they rarely grow */
@@ -78,9 +78,10 @@ struct ticket {
 /*
  * Write t's outputs, ticket.created, response.requested and, when t->link,
  * identity.linked; emit the largest of them first and then the others in
- * that order; after that remember the link. All outputs share one key and
- * carry no headers, so when the producer takes the largest it takes them
- * all: one too large for it fails the message before anything is queued,
+ * that order; after that remember the link. The outputs carry no headers
+ * and their keys (the customer id, or the shorter phone of a link) differ
+ * by less than the ticket outgrows the others, so when the producer takes
+ * the largest it takes them all: one too large for it fails the message before anything is queued,
  * and the dead letter is the only trace. The link is stored only once
  * every output is queued: a message that fails here is retried, and the
  * retry must find the link still missing so that it emits the identity

@@ -71,14 +71,17 @@ enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_m
      * the identities topic. Repeats are harmless; they are the same event.
      */
     bool link = false;
-    const char *linked = NULL;
+    int found = 0;
     if (raw_email != NULL) {
         identity_customer_id("email", email, customer_id);
         link = raw_phone != NULL;
-    } else if ((linked = identity_links_get(h->links, phone)) != NULL) {
-        snprintf(customer_id, sizeof(customer_id), "%s", linked);
     } else {
-        identity_customer_id("phone", phone, customer_id);
+        found = h->links != NULL ? links_get(h->links, phone, customer_id, sizeof(customer_id)) : 0;
+        if (found < 0)
+            return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                                     "cannot read the identity store");
+        if (found == 0)
+            identity_customer_id("phone", phone, customer_id);
     }
 
     struct ticket t = {

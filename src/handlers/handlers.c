@@ -24,7 +24,7 @@ static int64_t real_clock_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-struct handlers *handlers_new(const struct config *cfg, struct identity_links *links,
+struct handlers *handlers_new(const struct config *cfg, struct links *links,
                               int64_t (*clock_ms)(void))
 {
     struct handlers *h = calloc(1, sizeof(*h));
@@ -362,12 +362,18 @@ static void write_identity(struct jsonbuf *b, const struct jsonbuf *ticket, cons
     jsonbuf_append_raw(b, "}");
 }
 
-/* Queue what b holds to `topic`, keyed by the customer, so one customer's events stay in order. */
+/*
+ * Queue what b holds to `topic`. Tickets and responses are keyed by the
+ * customer, so one customer's events stay in order. Identity links are keyed
+ * by the phone, the lookup key: every link of one phone lands in one
+ * partition in the order made, so the later wins wherever it is read, and a
+ * compacted topic keeps each phone's latest link.
+ */
 static enum outcome emit(const struct jsonbuf *b, const struct ticket *t, enum output_topic topic,
                          int64_t timestamp_ms, struct emitter *out, struct route_result *res)
 {
-    int rc = out->emit(out, topic, t->customer_id, strlen(t->customer_id), b->data, b->len,
-                       timestamp_ms);
+    const char *key = topic == OUTPUT_IDENTITIES ? t->phone : t->customer_id;
+    int rc = out->emit(out, topic, key, strlen(key), b->data, b->len, timestamp_ms);
     /* Too big for the producer: it never will fit, so the input is dead-lettered. */
     if (rc == -EMSGSIZE)
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_OVERSIZE,
@@ -436,10 +442,10 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
     /*
      * The outputs are queued but the link is not yet remembered; failing now
      * sends the message round again, outputs and all, which the ids make
-     * harmless. With max_links 0 the table keeps nothing and says 0; with
-     * no table at all there is nothing to remember.
+     * harmless. It stays pending until the changelog reads it back into the
+     * store; with no links at all there is nothing to remember.
      */
-    int rc = h->links != NULL ? identity_links_put(h->links, t->phone, t->customer_id) : 0;
+    int rc = h->links != NULL ? links_put(h->links, t->phone, t->customer_id) : 0;
     if (rc < 0)
         return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
                                  "cannot remember the link of %s: %s", t->phone, strerror(-rc));

@@ -7,6 +7,7 @@
 
 #include "../config.h"
 #include "../identity.h"
+#include "../links.h"
 #include "../router.h"
 
 /* Counts kept by the built-in handlers. Main-loop thread only. */
@@ -21,12 +22,12 @@ struct handlers;
 
 /*
  * The built-in handlers' shared state: templates and identity settings from
- * cfg, the phone-to-customer links table (may hold nothing: max_links 0),
- * and the wall clock in milliseconds since the epoch for created_at (NULL
- * for the real one; tests pin it). cfg and links must outlive the result.
- * NULL when out of memory.
+ * cfg, the phone-to-customer links (pending ones over the identity store;
+ * may be NULL: nothing is remembered), and the wall clock in milliseconds since the epoch for
+ * created_at (NULL for the real one; tests pin it). cfg and links must outlive the result. NULL
+ * when out of memory.
  */
-struct handlers *handlers_new(const struct config *cfg, struct identity_links *links,
+struct handlers *handlers_new(const struct config *cfg, struct links *links,
                               int64_t (*clock_ms)(void));
 
 /* Register email_received, whatsapp_received and form_submitted on r. 0 or negative errno. */

@@ -37,10 +37,11 @@ enum outcome handler_whatsapp(void *opaque, const cJSON *msg, const struct messa
         return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"from\": %s", why);
 
     /* A number a form once tied to an e-mail address belongs to that address's customer. */
-    const char *linked = identity_links_get(h->links, phone);
-    if (linked != NULL)
-        snprintf(customer_id, sizeof(customer_id), "%s", linked);
-    else
+    int found = h->links != NULL ? links_get(h->links, phone, customer_id, sizeof(customer_id)) : 0;
+    if (found < 0)
+        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                                 "cannot read the identity store");
+    if (found == 0)
         identity_customer_id("phone", phone, customer_id);
 
     struct ticket t = {

@@ -7,7 +7,7 @@
  * the byte 0x1E (a value holding that byte would be a parse error anyway).
  * They go, in order, through two pipelines built as the daemon builds its
  * own (router, identity links, handlers): one from the default settings,
- * one from a tight configuration (small limits, the skip policy, two links,
+ * one from a tight configuration (small limits, the skip policy,
  * other templates, a small producer size limit). Each value is routed as
  * the consumer would route it, first through an emitter that refuses one
  * output as a full producer queue does, then again through a clean one,
@@ -53,7 +53,7 @@
 static const char tight_conf[] =
     "kafka = { brokers = \"127.0.0.1:9\"; };\n"
     "processing = { max_message_bytes = 4096; max_nesting_depth = 8; unknown_type = \"skip\"; };\n"
-    "identity = { default_country_code = \"44\"; trunk_prefix = \"0\"; max_links = 2; };\n"
+    "identity = { default_country_code = \"44\"; trunk_prefix = \"0\"; };\n"
     "responses = {\n"
     "  email = \"{{Re}} {subject}: {name}, ticket {ticket_id} for {customer_id} ({channel}); \"\n"
     "          \"{subject}, {name}, {subject}, {name}\";\n"
@@ -65,7 +65,6 @@ struct pipeline {
     const char *name;
     struct config *cfg;
     size_t producer_max; /* outputs larger than this are refused with -EMSGSIZE */
-    bool evicts;         /* the links table is small enough to forget links */
 };
 
 static struct pipeline pipelines[2];
@@ -549,12 +548,9 @@ static void check_ok(const struct pipeline *pl, const struct route_result *res,
         check_phone(pl->cfg, phone);
         const char *linked = model_get(model, phone);
         expected_id("cus", "phone:", phone, want);
-        if (pl->evicts)
-            REQUIRE(strcmp(customer, want) == 0 || (linked && strcmp(customer, linked) == 0),
-                    "customer %s of %s is neither linked nor its own", customer, phone);
-        else
-            REQUIRE(strcmp(customer, linked ? linked : want) == 0, "customer %s of %s should be %s",
-                    customer, phone, linked ? linked : want);
+        /* Links are never forgotten. */
+        REQUIRE(strcmp(customer, linked ? linked : want) == 0, "customer %s of %s should be %s",
+                customer, phone, linked ? linked : want);
     }
 
     /* The response goes to the address, else the number, and names the ticket. */
@@ -764,7 +760,7 @@ static void run_pipeline(struct pipeline *pl, const uint8_t *data, size_t size)
         .max_nesting_depth = pl->cfg->processing.max_nesting_depth,
         .unknown_type = pl->cfg->processing.unknown_type,
     };
-    struct identity_links *links = identity_links_new((size_t)pl->cfg->identity.max_links);
+    struct links *links = links_new(NULL);
     struct router *router = router_new(&limits);
     struct handlers *handlers = links ? handlers_new(pl->cfg, links, pinned_clock) : NULL;
     struct link_model model = {.n = 0};
@@ -792,7 +788,7 @@ static void run_pipeline(struct pipeline *pl, const uint8_t *data, size_t size)
 
     handlers_free(handlers);
     router_free(router);
-    identity_links_free(links);
+    links_free(links);
 }
 
 static struct config *load_tight(void)
@@ -823,12 +819,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     trace = getenv("FUZZ_PIPELINE_TRACE") != NULL;
-    pipelines[0] = (struct pipeline){.name = "default",
-                                     .cfg = config_new_defaults(),
-                                     .producer_max = PRODUCER_MAX_DEFAULT,
-                                     .evicts = false};
-    pipelines[1] = (struct pipeline){
-        .name = "tight", .cfg = load_tight(), .producer_max = PRODUCER_MAX_TIGHT, .evicts = true};
+    pipelines[0] = (struct pipeline){
+        .name = "default", .cfg = config_new_defaults(), .producer_max = PRODUCER_MAX_DEFAULT};
+    pipelines[1] =
+        (struct pipeline){.name = "tight", .cfg = load_tight(), .producer_max = PRODUCER_MAX_TIGHT};
     if (pipelines[0].cfg == NULL || pipelines[1].cfg == NULL)
         abort();
     return 0;

@@ -20,6 +20,7 @@ kafka = {
 processing = { max_message_bytes = 1048576; max_nesting_depth = 64; shutdown_timeout_s = 20; };
 circuit_breaker = { open_timeout_s = 1; };
 http = { listen = "127.0.0.1:$port"; };
+identity = { store_path = "$tmp/store"; };
 CONF
 
 check "produce the catalogue, a valid message after each bad one" \

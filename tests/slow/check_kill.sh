@@ -33,6 +33,7 @@ processing = { batch_size = $batch_size; max_in_flight = $max_in_flight;
                max_message_bytes = 16384; shutdown_timeout_s = 20; };
 circuit_breaker = { open_timeout_s = 1; };
 http = { listen = "127.0.0.1:$port"; };
+identity = { store_path = "$tmp/store"; };
 CONF
 }
 

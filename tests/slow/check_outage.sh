@@ -26,6 +26,7 @@ processing = { batch_size = 100; max_in_flight = 1000; max_message_bytes = 16384
                shutdown_timeout_s = 10; };
 circuit_breaker = { open_timeout_s = 1; };
 http = { listen = "127.0.0.1:$port"; };
+identity = { store_path = "$tmp/store"; };
 CONF
 
 # cpu_ticks PID: user + system CPU time in clock ticks (fields 14 and 15 of /proc/PID/stat).

@@ -26,6 +26,7 @@ kafka = {
 # Small enough that the oversize pills (20 KB) are dead letters.
 processing = { shutdown_timeout_s = 10; max_message_bytes = 16384; };
 http = { listen = "127.0.0.1:$port"; timeout_s = 2; };
+identity = { store_path = "$tmp/store"; };
 CONF
 
 $tool notify-listen "$tmp/notify.sock" "$tmp/notify.log" &

@@ -29,6 +29,7 @@ kafka = {
   properties = { session_timeout_ms = 6000; };
 };
 http = { listen = "127.0.0.1:$port"; };
+identity = { store_path = "$tmp/store"; };
 CONF
 "$bin" -c "$tmp/crm.conf" 2> "$tmp/daemon.log" &
 dpid=$!

@@ -31,6 +31,7 @@ kafka = {
 };
 processing = { shutdown_timeout_s = 20; };
 http = { listen = "127.0.0.1:$port"; };
+identity = { store_path = "$tmp/store"; };
 CONF
 
 valgrind --leak-check=full --error-exitcode=1 --log-file="$tmp/valgrind.log" \
