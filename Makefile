@@ -140,9 +140,11 @@ check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster $(O)/tests/store_dump
 	    tests/check_e2e.sh tests/check_identities.sh tests/check_observe.sh \
 	    tests/check_unit.sh tests/check_install.sh
 
-check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so $(O)/bench/replay
+check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so $(O)/bench/replay \
+            $(O)/tests/store_dump
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster STALL_LIB=$(O)/tests/slow/stall.so \
-	    REPLAY_BIN=$(O)/bench/replay tests/run-tests $(SLOW_BINS) $(SLOW_SH)
+	    REPLAY_BIN=$(O)/bench/replay DUMP_BIN=$(O)/tests/store_dump \
+	    tests/run-tests $(SLOW_BINS) $(SLOW_SH)
 
 # Prints an identity store, for the tests that compare it with the identities topic.
 $(O)/tests/store_dump: tests/store_dump.c $(LIB_OBJS) $(O)/cflags

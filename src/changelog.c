@@ -77,7 +77,7 @@ struct changelog {
     bool told_waiting;
     struct settle *settle;
     size_t nsettle, capsettle;
-    uint64_t applied, skipped, rebuilds;
+    uint64_t applied, skipped, rebuilds, lost;
     uint64_t restore_done, restore_total;
     int64_t restore_start_ms;
     rd_kafka_queue_t *admin; /* the answer to the cleanup.policy question, while awaited */
@@ -121,7 +121,8 @@ struct changelog *changelog_new(const struct config *cfg, struct links *links, c
     if (conf && (kafka_conf_set(conf, "group.id", "crm-consumerd.identities", err, errlen) < 0 ||
                  kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) < 0 ||
                  kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) < 0 ||
-                 kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) < 0 ||
+                 /* A position retention overtook is reported, not silently moved. */
+                 kafka_conf_set(conf, "auto.offset.reset", "error", err, errlen) < 0 ||
                  kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen) < 0)) {
         rd_kafka_conf_destroy(conf);
         conf = NULL;
@@ -558,6 +559,34 @@ static void moved(struct changelog *cl, int32_t partition, int64_t next)
         cl->first_change_ms = now_ms();
 }
 
+/*
+ * Retention deleted records of a partition before they were read (the
+ * reader fell behind it): move on to the log start, and say so loudly, for
+ * the links in those records are lost. A compacted topic never does this.
+ */
+static void overtaken(struct changelog *cl, int32_t p)
+{
+    const char *topic = cl->cfg->output.identities_topic;
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t err;
+
+    if (p < 0 || p >= cl->partitions)
+        return;
+    err = rd_kafka_query_watermark_offsets(cl->rk, topic, p, &lo, &hi, START_TIMEOUT_MS);
+    if (err || lo <= cl->pos[p]) {
+        /* Not known yet, or not below: read again from where we are. */
+        assign_at_positions(cl);
+        return;
+    }
+    log_warnx("identities topic %s [%d]: offsets %" PRId64 " to %" PRId64
+              " were deleted before the store read them; any link in them is lost (create "
+              "the topic with cleanup.policy=compact)",
+              topic, p, cl->pos[p], lo - 1);
+    cl->lost += (uint64_t)(lo - cl->pos[p]);
+    moved(cl, p, lo);
+    assign_at_positions(cl);
+}
+
 static int remember_settle(struct changelog *cl, const char *phone, const char *customer_id)
 {
     if (cl->nsettle == cl->capsettle) {
@@ -654,6 +683,8 @@ int changelog_poll(struct changelog *cl, int timeout_ms)
         wait = 0;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
             moved(cl, m->partition, m->offset);
+        else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+            overtaken(cl, m->partition);
         else if (m->err)
             log_warnx("identities: %s", rd_kafka_message_errstr(m));
         else
@@ -694,6 +725,11 @@ uint64_t changelog_applied(const struct changelog *cl)
 uint64_t changelog_skipped(const struct changelog *cl)
 {
     return cl->skipped;
+}
+
+uint64_t changelog_lost(const struct changelog *cl)
+{
+    return cl->lost;
 }
 
 uint64_t changelog_rebuilds(const struct changelog *cl)

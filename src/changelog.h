@@ -60,6 +60,9 @@ void changelog_progress(const struct changelog *cl, uint64_t *done, uint64_t *to
 uint64_t changelog_applied(const struct changelog *cl);
 uint64_t changelog_skipped(const struct changelog *cl);
 
+/* Records deleted by retention before the reader reached them, while it followed the topic. */
+uint64_t changelog_lost(const struct changelog *cl);
+
 /* Times the store was rebuilt from the beginning of the topic. */
 uint64_t changelog_rebuilds(const struct changelog *cl);
 

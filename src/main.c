@@ -175,6 +175,7 @@ static void report_identities(struct telemetry *tm, struct changelog *cl, struct
         .store_bytes = linkstore_bytes(store),
         .store_max_bytes = linkstore_max_bytes(store),
         .rebuilds = changelog_rebuilds(cl),
+        .lost = changelog_lost(cl),
         .compacted = changelog_policy(cl) == POLICY_UNKNOWN   ? -1
                      : changelog_policy(cl) == POLICY_COMPACT ? 1
                                                               : 0,

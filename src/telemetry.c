@@ -65,7 +65,7 @@ struct telemetry {
     struct metric *rebalances[REBALANCE_KINDS];
     struct metric *assigned, *paused, *in_flight, *breaker, *last_poll, *links;
     struct metric *links_pending, *restoring, *restore_left, *store_bytes, *store_max, *stopped;
-    struct metric *rebuilds, *compacted;
+    struct metric *rebuilds, *compacted, *lost;
     struct metric *link_events[2]; /* identity.linked events read back: applied, skipped */
     struct metric_family *lag, *broker_up;
 
@@ -257,6 +257,9 @@ static bool register_all(struct telemetry *t)
     ok &= (t->rebuilds = single(m, METRIC_COUNTER, "crm_consumer_identity_store_rebuilds_total",
                                 "Times the identity store was rebuilt from the beginning of the "
                                 "identities topic.")) != NULL;
+    ok &= (t->lost = single(m, METRIC_COUNTER, "crm_consumer_identity_records_lost_total",
+                            "Records of the identities topic deleted by its retention before "
+                            "the store read them (their links are lost).")) != NULL;
     ok &= (t->compacted = single(m, METRIC_GAUGE, "crm_consumer_identities_topic_compacted",
                                  "The identities topic's cleanup.policy: 1 compact, 0 not (or "
                                  "compact,delete), -1 not known.")) != NULL;
@@ -428,6 +431,8 @@ void telemetry_identities(struct telemetry *t, const struct identity_report *r)
     metric_set(t->stopped, r->state == IDENTITY_STOPPED);
     if ((double)r->rebuilds > rebuilds)
         metric_add(t->rebuilds, (uint64_t)((double)r->rebuilds - rebuilds));
+    if ((double)r->lost > metric_value(t->lost))
+        metric_add(t->lost, (uint64_t)((double)r->lost - metric_value(t->lost)));
     metric_set(t->compacted, r->compacted);
     atomic_store(&t->restore_done, r->restore_done);
     atomic_store(&t->restore_total, r->restore_total);

@@ -113,6 +113,7 @@ struct identity_report {
     size_t links, pending;                /* stored, and announced but not yet read back */
     uint64_t store_bytes, store_max_bytes;
     uint64_t rebuilds;
+    uint64_t lost; /* records deleted before they were read, while following */
     int compacted; /* the topic's cleanup.policy: 1 compact, 0 not, -1 unknown */
 };
 

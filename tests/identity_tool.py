@@ -24,7 +24,7 @@ import os
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 INBOUND = "crm.inbound"
 IDENTITIES = "crm.identities"
@@ -112,7 +112,7 @@ def read_all(addr, topic, upto=None):
         lo, hi = c.get_watermark_offsets(TopicPartition(topic, part), timeout=10)
         ends[part] = hi if upto is None else min(hi, upto.get(part, 0))
     todo = {part for part in parts if ends[part] > 0}
-    c.assign([TopicPartition(topic, part, 0) for part in parts])
+    c.assign([TopicPartition(topic, part, OFFSET_BEGINNING) for part in parts])
     out, deadline = [], time.monotonic() + 120
     while todo and time.monotonic() < deadline:
         m = c.poll(1.0)

@@ -37,7 +37,11 @@ def get(url):
 
 
 def metric_sum(text, name):
-    """The sum of a family's samples, or of one series when name carries its labels."""
+    """The sum of a family's samples, or of one series when name carries its labels; names
+    joined by " + " are added up."""
+    if " + " in name:
+        parts = [metric_sum(text, part) for part in name.split(" + ")]
+        return None if None in parts else sum(parts)
     total, seen = 0.0, False
     for line in text.splitlines():
         m = SAMPLE.match(line)
