@@ -86,7 +86,7 @@ BIN       := $(O)/crm-consumerd
 # Plain `make` builds; it must never start the demo or the benchmark.
 .DEFAULT_GOAL := all
 
-.PHONY: all check check-slow fuzz demo bench install uninstall clean deps deps-list style-check style FORCE
+.PHONY: all check check-slow fuzz demo bench bench-identity install uninstall clean deps deps-list style-check style FORCE
 
 ifeq ($(HAVE_DEPS),yes)
 
@@ -95,8 +95,14 @@ demo: crm-consumerd
 	./crm-consumerd --demo -c conf/crm-consumer.conf
 
 # kcat's raw consume rate against the daemon's, full and --dry-run, on a preloaded mock cluster.
-bench: crm-consumerd build/default/tests/mock_cluster build/default/bench/replay
+bench: crm-consumerd build/default/tests/mock_cluster build/default/bench/replay \
+       build/default/bench/links
 	bench/run
+	bench/identity
+
+# The identity store alone: rebuild, restart, lookups, size and memory at 1,000,000 links.
+bench-identity: crm-consumerd build/default/tests/mock_cluster build/default/bench/links
+	bench/identity
 
 # ./crm-consumerd (what `make install` installs) is always the build without sanitizers;
 # a SANITIZE build stays in build/san/.
@@ -157,6 +163,11 @@ $(O)/bench/pipeline: bench/pipeline.c $(LIB_OBJS) $(O)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(PKG_LIBS) -lcrypt -lm
 
+# The identity store's bench helper: load a changelog of links, time lookups.
+$(O)/bench/links: bench/links.c $(LIB_OBJS) $(O)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(PKG_LIBS) -lcrypt -lm
+
 # The daemon's publisher alone, sending a full run's recorded outputs (see bench/replay.c).
 $(O)/bench/replay: bench/replay.c $(LIB_OBJS) $(O)/cflags
 	@mkdir -p $(dir $@)
@@ -172,7 +183,7 @@ $(O)/tests/slow/stall.so: tests/slow/stall.c $(O)/cflags
 
 else ifeq ($(DEPS_TRIED),1)
 
-all check check-slow fuzz demo bench:
+all check check-slow fuzz demo bench bench-identity:
 	@echo "still missing after make deps: $(CC), $(PKG_CONFIG) or the pkg-config modules" \
 	    "$(PKGS) check" >&2; exit 1
 
@@ -180,7 +191,7 @@ else
 
 # Missing compiler or libraries: install them, then build with a fresh make
 # (pkg-config flags are read when the Makefile is parsed).
-all check check-slow fuzz demo bench: deps
+all check check-slow fuzz demo bench bench-identity: deps
 	$(MAKE) DEPS_TRIED=1 $@
 
 endif

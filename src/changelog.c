@@ -694,7 +694,7 @@ int changelog_poll(struct changelog *cl, int timeout_ms)
     commit(cl, cl->state == RESTORING && cl->unfinished == 0);
     if (cl->state == RESTORING && cl->unfinished == 0 && cl->uncommitted == 0) {
         cl->state = FOLLOWING;
-        log_info("identity store: restored from %s: %" PRIu64 " records in %.1f s, %zu links",
+        log_info("identity store: restored from %s: %" PRIu64 " records in %.3f s, %zu links",
                  cl->cfg->output.identities_topic, cl->restore_done,
                  (double)(now_ms() - cl->restore_start_ms) / 1000.0, linkstore_count(cl->store));
     }
