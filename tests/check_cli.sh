@@ -56,6 +56,19 @@ else
     echo "not ok - daemon refuses a bad file with 78 (got $status)"; failed=$((failed + 1))
 fi
 
+# The identity store's directory must be one the daemon can use, or make.
+touch "$tmp/afile"
+printf 'kafka = { brokers = "localhost:9092"; };\nidentity = { store_path = "%s/afile/store"; };\n' \
+    "$tmp" > "$tmp/store.conf"
+printf '%s:2: identity.store_path: %s is not a directory\n' "$tmp/store.conf" "$tmp/afile" \
+    > "$tmp/store.out"
+expect "-t: an unusable store directory is a file:line error, exit 78" 78 "$tmp/store.out" -- \
+    $bin -t -c "$tmp/store.conf"
+printf 'kafka = { brokers = "localhost:9092"; };\nidentity = { store_path = "%s/new/store"; };\n' \
+    "$tmp" > "$tmp/store2.conf"
+expect "-t: a store directory that can be made passes" 0 "$tmp/ok.out" -- \
+    $bin -t -c "$tmp/store2.conf"
+
 printf '%s: no such file; copy conf/crm-consumer.conf there, or name another with -c FILE\n' \
     "$tmp/absent.conf" > "$tmp/absent.out"
 expect "missing file: one line, exit 66" 66 "$tmp/absent.out" -- $bin -t -c "$tmp/absent.conf"
@@ -89,7 +102,8 @@ else
     echo "# not root: the permission test needs another user"
 fi
 
-printf 'kafka = { brokers = "no-such-host.invalid:9092"; };\n' > "$tmp/nohost.conf"
+printf 'kafka = { brokers = "no-such-host.invalid:9092"; };\nidentity = { store_path = "%s/store"; };\n' \
+    "$tmp" > "$tmp/nohost.conf"
 status "unresolvable broker: exit 68" 68 \
     'kafka.brokers: cannot resolve "no-such-host.invalid".*check the names' -- \
     $bin -c "$tmp/nohost.conf"
@@ -101,8 +115,8 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
 print(s.getsockname()[1], flush=True); time.sleep(30)' > "$tmp/port" &
 holder=$!
 for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-printf 'kafka = { brokers = "localhost:9092"; };\nhttp = { listen = "127.0.0.1:%s"; };\n' \
-    "$(cat "$tmp/port")" > "$tmp/busy.conf"
+printf 'kafka = { brokers = "localhost:9092"; };\nhttp = { listen = "127.0.0.1:%s"; };\n%s\n' \
+    "$(cat "$tmp/port")" "identity = { store_path = \"$tmp/store\"; };" > "$tmp/busy.conf"
 status "HTTP port in use: exit 73" 73 'Address already in use; free the address or change' -- \
     $bin -c "$tmp/busy.conf"
 kill "$holder" 2>/dev/null
