@@ -5,7 +5,7 @@
 #
 # The harness is built with clang (libFuzzer needs -fsanitize=fuzzer: Debian's
 # libclang-rt-14-dev) over the sources of the no-broker pipeline: the router,
-# identity, the handlers and their JSON writer, and config (for config_load,
+# identity, the links, the handlers and their JSON writer, and config (for config_load,
 # which links librdkafka to check kafka.properties).
 # It runs on build/fuzz/corpus, seeded from tests/fuzz/corpus, which it never
 # writes; a crash leaves its input in build/fuzz/ and fails the make.
@@ -19,13 +19,14 @@ FUZZ_MAX_LEN ?= 65536
 FUZZ_O       := build/fuzz
 FUZZ_BIN     := $(FUZZ_O)/fuzz_pipeline
 FUZZ_SRCS    := tests/fuzz/fuzz_pipeline.c src/arena.c src/utf8.c src/json.c src/router.c src/identity.c src/jsonbuf.c \
+                src/links.c src/linkstore.c \
                 src/config.c src/log.c src/handlers/handlers.c src/handlers/email.c \
                 src/handlers/whatsapp.c src/handlers/form.c
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O1 $(WARNINGS) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer -Isrc -Itests \
-                $(shell $(PKG_CONFIG) --cflags libcjson libconfig rdkafka)
-FUZZ_LIBS    := $(shell $(PKG_CONFIG) --libs libcjson libconfig rdkafka) -lcrypt
+                $(shell $(PKG_CONFIG) --cflags libcjson libconfig rdkafka lmdb)
+FUZZ_LIBS    := $(shell $(PKG_CONFIG) --libs libcjson libconfig rdkafka lmdb) -lcrypt
 
 $(FUZZ_BIN): $(FUZZ_SRCS) $(wildcard src/*.h src/handlers/*.h) tests/json_same.h tests/fuzz/fuzz.mk
 	@command -v $(FUZZ_CC) >/dev/null 2>&1 && \

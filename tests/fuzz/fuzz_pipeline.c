@@ -498,8 +498,11 @@ static void check_ok(const struct pipeline *pl, const struct route_result *res,
 
         require_copied(outs[i], "event", events[i]);
         require_copied(outs[i], "customer_id", customer);
-        REQUIRE(o->key_len == strlen(customer) && memcmp(o->key, customer, o->key_len) == 0,
-                "output key \"%s\" is not the customer id %s", o->key, customer);
+        /* A link is keyed by its phone, the lookup key; the other outputs by the customer. */
+        const char *key =
+            i == OUTPUT_IDENTITIES ? output_string(outs[i], "phone", false) : customer;
+        REQUIRE(o->key_len == strlen(key) && memcmp(o->key, key, o->key_len) == 0,
+                "output key \"%s\" is not %s", o->key, key);
         check_source(outs[i], meta, source_id);
         if (i < 2) {
             require_copied(outs[i], "ticket_id", ticket_id);
