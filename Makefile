@@ -64,6 +64,8 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
             src/publisher.c src/changelog.c src/linkstore.c src/links.c src/kafka.c \
+            src/clock.c src/window.c src/deadletter.c src/offsets.c src/fetchwatch.c src/flow.c \
+            src/partitions.c \
             src/metrics.c src/http.c \
             src/telemetry.c src/notify.c src/demo.c src/breaker.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \
@@ -71,7 +73,7 @@ LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.
 MAIN_SRCS := src/main.c
 TEST_NAMES := check_breaker check_config check_json check_router check_identity check_handlers check_metrics check_http \
               check_telemetry check_publisher check_demo check_consumer check_changelog \
-              check_linkstore check_links
+              check_linkstore check_links check_window check_flow
 # Slow scenarios (make check-slow): every tests/slow/check_*.c is a Check binary, every
 # tests/slow/check_*.sh a shell test.
 SLOW_NAMES := $(patsubst tests/%.c,%,$(sort $(wildcard tests/slow/check_*.c)))

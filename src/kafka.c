@@ -3,6 +3,7 @@
 #include "kafka.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -175,4 +176,29 @@ int kafka_resolve_brokers(const char *brokers, char *err, size_t errlen)
     if (ok == 0 && bad == 0)
         snprintf(err, errlen, "no broker in \"%s\"", brokers);
     return bad == 0 ? ok : -ok;
+}
+
+/* "crm.inbound[0,1,2] crm.other[4]"-style summary for logs, cut with "..." when long. */
+void kafka_describe(const rd_kafka_topic_partition_list_t *l, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    for (int i = 0; i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        bool same = i > 0 && strcmp(l->elems[i - 1].topic, tp->topic) == 0;
+        int n;
+
+        if (same)
+            n = snprintf(buf + used, len - used, ",%" PRId32, tp->partition);
+        else
+            n = snprintf(buf + used, len - used, "%s%s[%" PRId32, i ? "] " : "", tp->topic,
+                         tp->partition);
+        /* Keep one byte for the closing bracket. */
+        if (n < 0 || (size_t)n >= len - used - 1) {
+            memcpy(buf + len - 4, "...", 4);
+            return;
+        }
+        used += (size_t)n;
+    }
+    snprintf(buf + used, len - used, "%s", l->cnt ? "]" : "(none)");
 }

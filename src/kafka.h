@@ -44,4 +44,10 @@ int kafka_conf_defaults(rd_kafka_conf_t *conf, const struct config *cfg,
  */
 int kafka_resolve_brokers(const char *brokers, char *err, size_t errlen);
 
+/*
+ * A "crm.inbound[0,1,2] crm.other[4]"-style summary of l for logs, cut with
+ * "..." when longer than len (which must be at least 5).
+ */
+void kafka_describe(const rd_kafka_topic_partition_list_t *l, char *buf, size_t len);
+
 #endif

@@ -11,12 +11,21 @@
 #include "kafka.h"
 #include "log.h"
 
+/* A record that --dry-run acknowledges without sending: its report, due at the next poll. */
+struct dry_ack {
+    void *token;
+    enum output_topic topic;
+};
+
 struct publisher {
-    rd_kafka_t *rk;
+    rd_kafka_t *rk; /* NULL under --dry-run */
     rd_kafka_topic_t *topics[OUTPUT_TOPICS];
+    const char *names[OUTPUT_TOPICS];
     publisher_ack_fn ack;
     void *opaque;
     bool fatal;
+    struct dry_ack *dry; /* --dry-run's reports to come */
+    size_t ndry, capdry;
     char last_error[256];
 };
 
@@ -27,22 +36,14 @@ struct publisher {
  * An input's offset waits for its outputs' acknowledgements, which come no
  * sooner than the linger, and at most processing.max_in_flight inputs wait
  * at a time: the daemon handles no more than max_in_flight inputs per linger
- * and round trip. Lingering 50 ms held `make bench`'s full run (10,000 in
- * flight) near 135,000 inputs a second, its loop waiting for
- * acknowledgements a fifth to a half of the time; in the same hour, at
- * 5 ms, it measured 170,000 to 215,000. At 15 ms, runs interleaved with runs
- * at 5 ms were as fast (medians 198,000 and 188,000 inputs a second) and
- * left the brokers' CPU time a sixth to a third lower, as each batch gathers
- * three times as long. The round trip under load is longer than the
- * linger alone: at 10,000 in flight the loop still waited for
- * acknowledgements 13% to 16% of a full run; at 20,000, the default now,
- * 0% to 2%, and the run was 7% to 13% faster in interleaved benches.
+ * and round trip. A long linger holds the rate down whatever the CPU could
+ * do; a short one costs the brokers a request per tiny batch. 15 ms was as
+ * fast as 5 ms in interleaved benches and cheaper for the brokers (the
+ * figures are in docs/performance.md).
  *
  * Batches are compressed with LZ4: the outputs are JSON, which it shrinks to
  * a fraction, so the brokers receive, replicate and store less, for a small
- * cost here (the outputs of `make bench`'s load shrink to about a quarter
- * in 64 KiB pieces). Draining that load, the mock cluster's CPU time fell
- * by about a third and the full run was a few percent faster.
+ * cost here.
  */
 static const struct kafka_default tuned[] = {
     {"linger.ms", "queue.buffering.max.ms", "15"},
@@ -95,6 +96,11 @@ struct publisher *publisher_new(const struct config *cfg, publisher_ack_fn ack, 
     }
     p->ack = ack;
     p->opaque = opaque;
+    for (int t = 0; t < OUTPUT_TOPICS; t++)
+        p->names[t] = names[t];
+    /* --dry-run: everything but the brokers' part; each record is acknowledged at once. */
+    if (cfg->dry_run)
+        return p;
     /*
      * The operator's properties are shared with the consumer (security
      * settings must be), less those for consumers only.
@@ -145,6 +151,23 @@ int publisher_send(struct publisher *p, enum output_topic topic, const void *key
     } payload = {.in = value};
     rd_kafka_resp_err_t err;
 
+    if (!p->rk) {
+        if (headers)
+            rd_kafka_headers_destroy(headers);
+        if (p->ndry == p->capdry) {
+            size_t cap = p->capdry ? p->capdry * 2 : 1024;
+            struct dry_ack *grown = realloc(p->dry, cap * sizeof(*grown));
+
+            if (!grown) {
+                snprintf(p->last_error, sizeof(p->last_error), "out of memory");
+                return -EIO;
+            }
+            p->dry = grown;
+            p->capdry = cap;
+        }
+        p->dry[p->ndry++] = (struct dry_ack){token, topic};
+        return 0;
+    }
     if (p->fatal) {
         snprintf(p->last_error, sizeof(p->last_error), "the producer hit a fatal error");
         if (headers)
@@ -175,19 +198,36 @@ int publisher_send(struct publisher *p, enum output_topic topic, const void *key
     return -EIO;
 }
 
+/* --dry-run's reports, all of them, with err. */
+static int report_dry(struct publisher *p, rd_kafka_resp_err_t err)
+{
+    size_t n = p->ndry;
+
+    p->ndry = 0;
+    for (size_t i = 0; i < n; i++)
+        p->ack(p->opaque, p->dry[i].token, p->dry[i].topic, err);
+    return (int)n;
+}
+
 int publisher_poll(struct publisher *p, int timeout_ms)
 {
+    if (!p->rk)
+        return report_dry(p, RD_KAFKA_RESP_ERR_NO_ERROR);
     return rd_kafka_poll(p->rk, timeout_ms);
 }
 
 int publisher_flush(struct publisher *p, int timeout_ms)
 {
+    if (!p->rk) {
+        report_dry(p, RD_KAFKA_RESP_ERR_NO_ERROR);
+        return 0;
+    }
     return rd_kafka_flush(p->rk, timeout_ms) ? -ETIMEDOUT : 0;
 }
 
 int publisher_in_flight(struct publisher *p)
 {
-    return rd_kafka_outq_len(p->rk);
+    return p->rk ? rd_kafka_outq_len(p->rk) : (int)p->ndry;
 }
 
 const char *publisher_last_error(const struct publisher *p)
@@ -197,7 +237,7 @@ const char *publisher_last_error(const struct publisher *p)
 
 const char *publisher_topic_name(const struct publisher *p, enum output_topic topic)
 {
-    return rd_kafka_topic_name(p->topics[topic]);
+    return p->names[topic];
 }
 
 bool publisher_fatal(const struct publisher *p)
@@ -218,7 +258,10 @@ struct publisher *publisher_free(struct publisher *p)
         /* Whatever is still queued is reported as failed, so every token is settled. */
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_flush(p->rk, 1000);
+    } else {
+        report_dry(p, RD_KAFKA_RESP_ERR__PURGE_QUEUE);
     }
+    free(p->dry);
     for (int t = 0; t < OUTPUT_TOPICS; t++)
         if (p->topics[t])
             rd_kafka_topic_destroy(p->topics[t]);

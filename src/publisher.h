@@ -26,7 +26,9 @@ typedef void (*publisher_ack_fn)(void *opaque, void *token, enum output_topic to
 /*
  * Create the producer: kafka.brokers, client.id and kafka.properties from
  * cfg, enable.idempotence=true (acks=all, ordered, no duplicates from its own
- * retries), topics from cfg->output. NULL with a reason in err on failure.
+ * retries), topics from cfg->output. With cfg->dry_run it sends nothing and
+ * has no librdkafka handle: every record is acknowledged at the next poll or
+ * flush. NULL with a reason in err on failure.
  */
 struct publisher *publisher_new(const struct config *cfg, publisher_ack_fn ack, void *opaque,
                                 char *err, size_t errlen);
@@ -60,7 +62,8 @@ const char *publisher_last_error(const struct publisher *p);
 /* The name of an output topic as configured. */
 const char *publisher_topic_name(const struct publisher *p, enum output_topic topic);
 
-/* The librdkafka producer handle, owned by p (for its configuration and statistics). */
+/* The librdkafka producer handle, owned by p (for its configuration and statistics); NULL under
+ * --dry-run. */
 rd_kafka_t *publisher_handle(struct publisher *p);
 
 /* Destroy; records still queued are reported as failed first. Takes NULL; returns NULL. */
