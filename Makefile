@@ -65,7 +65,7 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
             src/publisher.c src/changelog.c src/linkstore.c src/links.c src/kafka.c \
             src/clock.c src/window.c src/deadletter.c src/offsets.c src/fetchwatch.c src/flow.c \
-            src/partitions.c \
+            src/partitions.c src/procstat.c \
             src/metrics.c src/http.c \
             src/telemetry.c src/notify.c src/demo.c src/breaker.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \

@@ -11,6 +11,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "clock.h"
 #include "arena.h"
 #include "identity.h"
 #include "json.h"
@@ -84,14 +85,6 @@ struct changelog {
     enum changelog_policy policy;
     struct arena arena;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct changelog *changelog_new(const struct config *cfg, struct links *links, char *err,
                                 size_t errlen)
@@ -350,7 +343,7 @@ static int start(struct changelog *cl)
     char why[512], *cluster;
     int n = 0, rc = -EAGAIN;
 
-    cl->retry_after = now_ms() + START_RETRY_MS;
+    cl->retry_after = clock_mono_ms() + START_RETRY_MS;
     if (!rkt)
         return -ENOMEM;
     err = rd_kafka_metadata(cl->rk, 0, rkt, &md, START_TIMEOUT_MS);
@@ -372,7 +365,7 @@ static int start(struct changelog *cl)
             log_info("identities topic %s does not exist yet; %zu links in the store", topic,
                      linkstore_count(cl->store));
         cl->state = FOLLOWING;
-        cl->retry_after = now_ms() + TOPIC_RETRY_MS;
+        cl->retry_after = clock_mono_ms() + TOPIC_RETRY_MS;
         return 0;
     }
 
@@ -432,7 +425,7 @@ static int start(struct changelog *cl)
         cl->partitions = 0;
         goto out;
     }
-    cl->restore_start_ms = now_ms();
+    cl->restore_start_ms = clock_mono_ms();
     cl->state = cl->unfinished ? RESTORING : FOLLOWING;
     if (cl->state == FOLLOWING)
         log_info("identity store: up to date with %s (%zu links)", topic,
@@ -556,7 +549,7 @@ static void moved(struct changelog *cl, int32_t partition, int64_t next)
     cl->pos[partition] = next;
     cl->moved[partition] = true;
     if (cl->uncommitted++ == 0)
-        cl->first_change_ms = now_ms();
+        cl->first_change_ms = clock_mono_ms();
 }
 
 /*
@@ -643,7 +636,7 @@ static void commit(struct changelog *cl, bool force)
 
     if (cl->uncommitted == 0 || cl->state == STOPPED)
         return;
-    if (!force && cl->uncommitted < most && now_ms() - cl->first_change_ms < wait)
+    if (!force && cl->uncommitted < most && clock_mono_ms() - cl->first_change_ms < wait)
         return;
     for (int p = 0; p < cl->partitions && rc == 0; p++)
         if (cl->moved[p])
@@ -671,7 +664,7 @@ int changelog_poll(struct changelog *cl, int timeout_ms)
     if (cl->state == STOPPED)
         return 0;
     if (cl->partitions == 0) {
-        if (now_ms() < cl->retry_after || start(cl) < 0 || cl->partitions == 0)
+        if (clock_mono_ms() < cl->retry_after || start(cl) < 0 || cl->partitions == 0)
             return 0;
     }
     most = cl->state == RESTORING ? RESTORE_POLL_MAX : FOLLOW_POLL_MAX;
@@ -696,7 +689,8 @@ int changelog_poll(struct changelog *cl, int timeout_ms)
         cl->state = FOLLOWING;
         log_info("identity store: restored from %s: %" PRIu64 " records in %.3f s, %zu links",
                  cl->cfg->output.identities_topic, cl->restore_done,
-                 (double)(now_ms() - cl->restore_start_ms) / 1000.0, linkstore_count(cl->store));
+                 (double)(clock_mono_ms() - cl->restore_start_ms) / 1000.0,
+                 linkstore_count(cl->store));
     }
     return (int)(cl->applied - before);
 }

@@ -644,7 +644,7 @@ static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_messa
     c->stats.dead_letters++;
     telemetry_dead_letter(c->tm, res->error_class);
     log_info("%s [%" PRId32 "] offset %" PRId64 ": dead letter: %s: %s", p->topic, m->partition,
-             m->offset, error_class_name(res->error_class), res->reason);
+             m->offset, router_class_name(res->error_class), res->reason);
 }
 
 /*

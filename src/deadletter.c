@@ -59,7 +59,7 @@ static void crm_headers(rd_kafka_headers_t *h, const rd_kafka_message_t *m,
 {
     char num[32], when[64];
 
-    add_header(h, "crm.error.class", error_class_name(res->error_class));
+    add_header(h, "crm.error.class", router_class_name(res->error_class));
     add_header(h, "crm.error.reason", res->reason);
     add_header(h, "crm.source.topic", src->topic);
     snprintf(num, sizeof(num), "%" PRId32, m->partition);

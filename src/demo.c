@@ -18,6 +18,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define BROKERS             3
@@ -268,12 +269,8 @@ static int build(struct demo *d, const char *fmt, ...)
 
 static void iso_now(char *out, size_t len)
 {
-    struct timespec ts;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!clock_iso8601(NULL, clock_real_ms(), out, len))
+        snprintf(out, len, "1970-01-01T00:00:00.000Z");
 }
 
 static int email(struct demo *d, uint64_t id)

@@ -2,7 +2,6 @@
 /* metrics.c -- a small Prometheus registry: counters, gauges, histograms, text format 0.0.4. */
 #include "metrics.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -13,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "utf8.h"
@@ -61,12 +59,7 @@ struct metric {
     atomic_uint_fast64_t buckets[];
 };
 
-/*
- * A collected family has no children: its one labelless sample is read by
- * collect() at render time (the process_* families). 0 and the value, or a
- * negative errno, in which case the sample is left out.
- */
-typedef int collect_fn(double *value);
+typedef metrics_collect_fn collect_fn;
 
 struct metric_family {
     struct metrics *registry;
@@ -307,51 +300,6 @@ struct metric_family *metrics_family(struct metrics *m, enum metric_type type, c
 
     family_add(m, type, name, help, nlabels, labels, nbuckets, buckets, NULL, &f);
     return f;
-}
-
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t len = strlen(s);
-
-    for (size_t i = 0, n; i < len; i += n)
-        if ((n = utf8_len(p + i, len - i)) == 0)
-            return false;
-    return true;
-}
-
-/*
- * A copy of s with each byte that is not part of well-formed UTF-8
- * replaced by U+FFFD. Prometheus rejects a scrape with an invalid label
- * value, and a value can come from outside (a topic name, say), so one
- * bad value must not cost every metric. NULL when out of memory.
- */
-static char *utf8_repair(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t len = strlen(s);
-
-    /* Each replaced byte becomes three. */
-    if (len > (SIZE_MAX - 1) / 3)
-        return NULL;
-    char *out = malloc(len * 3 + 1);
-    if (out == NULL)
-        return NULL;
-    char *q = out;
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_len(p + i, len - i);
-        if (n == 0) {
-            memcpy(q, "\xef\xbf\xbd", 3);
-            q += 3;
-            i++;
-        } else {
-            memcpy(q, p + i, n);
-            q += n;
-            i += n;
-        }
-    }
-    *q = '\0';
-    return out;
 }
 
 static struct metric *child_new(struct metric_family *f, const char *const *keys)
@@ -768,193 +716,14 @@ int metrics_render(struct metrics *m, char **out, size_t *len)
     return 0;
 }
 
-/*
- * The whole of a /proc file's first line, or the line starting with
- * prefix; NULL if the file or the line is missing. The caller frees it.
- * getline() grows its buffer, so a long line (the intr line of
- * /proc/stat on a large machine) is never split.
- */
-static char *read_line(const char *path, const char *prefix)
+int metrics_collected(struct metrics *m, enum metric_type type, const char *name, const char *help,
+                      metrics_collect_fn *collect)
 {
-    FILE *fp = fopen(path, "re");
-    char *line = NULL;
-    size_t cap = 0;
+    struct metric_family *f;
 
-    if (fp == NULL)
-        return NULL;
-    while (getline(&line, &cap, fp) >= 0) {
-        if (prefix == NULL || strncmp(line, prefix, strlen(prefix)) == 0) {
-            fclose(fp);
-            return line;
-        }
-    }
-    free(line);
-    fclose(fp);
-    return NULL;
-}
-
-/*
- * Fields of /proc/self/stat, numbered as in proc(5): utime (14), stime
- * (15) and starttime (22), in clock ticks. 0 or -EIO.
- */
-static int read_self_stat(unsigned long long *utime, unsigned long long *stime,
-                          unsigned long long *starttime)
-{
-    char *line = read_line("/proc/self/stat", NULL);
-    int ret = -EIO;
-
-    if (line == NULL)
-        return -EIO;
-    /* The command name (field 2) may hold spaces and parentheses; it ends at the last ')'. */
-    char *p = strrchr(line, ')');
-    if (p == NULL)
-        goto out;
-    p++;
-    for (int field = 3; field <= 22; field++) {
-        p += strspn(p, " ");
-        size_t n = strcspn(p, " \n");
-        if (n == 0)
-            goto out;
-        if (field == 14)
-            *utime = strtoull(p, NULL, 10);
-        else if (field == 15)
-            *stime = strtoull(p, NULL, 10);
-        else if (field == 22)
-            *starttime = strtoull(p, NULL, 10);
-        p += n;
-    }
-    ret = 0;
-out:
-    free(line);
-    return ret;
-}
-
-/* /proc/self/statm's size (index 0) or resident (index 1) field, in bytes. */
-static int read_statm(int index, double *v)
-{
-    char *line = read_line("/proc/self/statm", NULL);
-    unsigned long long pages[2];
-    long page_size = sysconf(_SC_PAGESIZE);
-    int ret = -EIO;
-
-    if (line == NULL)
-        return -EIO;
-    if (page_size > 0 && sscanf(line, "%llu %llu", &pages[0], &pages[1]) == 2) {
-        *v = (double)pages[index] * (double)page_size;
-        ret = 0;
-    }
-    free(line);
-    return ret;
-}
-
-static int collect_cpu_seconds(double *v)
-{
-    unsigned long long utime, stime, starttime;
-    long ticks = sysconf(_SC_CLK_TCK);
-
-    if (ticks <= 0 || read_self_stat(&utime, &stime, &starttime) < 0)
-        return -EIO;
-    *v = (double)(utime + stime) / (double)ticks;
-    return 0;
-}
-
-static int collect_resident_bytes(double *v)
-{
-    return read_statm(1, v);
-}
-
-static int collect_virtual_bytes(double *v)
-{
-    return read_statm(0, v);
-}
-
-static int collect_open_fds(double *v)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *e;
-    double n = 0;
-
-    if (dir == NULL)
-        return -errno;
-    /* Leave out ".", ".." and the descriptor that is reading the directory. */
-    int self = dirfd(dir);
-    while ((e = readdir(dir)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (atoi(e->d_name) == self)
-            continue;
-        n++;
-    }
-    closedir(dir);
-    *v = n;
-    return 0;
-}
-
-static int collect_max_fds(double *v)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return -errno;
-    *v = (double)rl.rlim_cur;
-    return 0;
-}
-
-/*
- * Boot time from the clocks rather than /proc/stat's btime: the unit's
- * ProcSubset=pid hides /proc/stat, while /proc/self/stat stays readable.
- */
-static int collect_start_time(double *v)
-{
-    unsigned long long utime, stime, starttime;
-    long ticks = sysconf(_SC_CLK_TCK);
-    struct timespec real, boot;
-
-    if (ticks <= 0 || read_self_stat(&utime, &stime, &starttime) < 0)
-        return -EIO;
-    if (clock_gettime(CLOCK_REALTIME, &real) < 0 || clock_gettime(CLOCK_BOOTTIME, &boot) < 0)
-        return -errno;
-    *v = (double)(real.tv_sec - boot.tv_sec) + (double)(real.tv_nsec - boot.tv_nsec) / 1e9 +
-         (double)starttime / (double)ticks;
-    return 0;
-}
-
-int metrics_add_process(struct metrics *m)
-{
-    static const struct {
-        enum metric_type type;
-        const char *name;
-        const char *help;
-        collect_fn *collect;
-    } process[] = {
-        {METRIC_COUNTER, "process_cpu_seconds_total",
-         "Processor time spent by the process in user and system mode, in seconds.",
-         collect_cpu_seconds},
-        {METRIC_GAUGE, "process_resident_memory_bytes",
-         "Memory the process holds in RAM (resident set size), in bytes.", collect_resident_bytes},
-        {METRIC_GAUGE, "process_virtual_memory_bytes",
-         "Size of the process's virtual address space, in bytes.", collect_virtual_bytes},
-        {METRIC_GAUGE, "process_open_fds", "File descriptors the process has open.",
-         collect_open_fds},
-        {METRIC_GAUGE, "process_max_fds",
-         "The most file descriptors the process may open (the soft RLIMIT_NOFILE).",
-         collect_max_fds},
-        {METRIC_GAUGE, "process_start_time_seconds",
-         "When the process started, in seconds since the Unix epoch.", collect_start_time},
-    };
-
-    /*
-     * On failure the families added so far stay registered; they are
-     * valid on their own, and the caller treats the error as fatal anyway.
-     */
-    for (size_t i = 0; i < sizeof(process) / sizeof(process[0]); i++) {
-        struct metric_family *f;
-        int ret = family_add(m, process[i].type, process[i].name, process[i].help, 0, NULL, 0, NULL,
-                             process[i].collect, &f);
-        if (ret < 0)
-            return ret;
-    }
-    return 0;
+    if (collect == NULL)
+        return -EINVAL;
+    return family_add(m, type, name, help, 0, NULL, 0, NULL, collect, &f);
 }
 
 struct metrics *metrics_free(struct metrics *m)

@@ -81,10 +81,16 @@ double metric_value(const struct metric *c);
 int metrics_render(struct metrics *m, char **out, size_t *len);
 
 /*
- * Add the standard process_* families (cpu seconds, resident and virtual
- * memory, open and max fds, start time), read from /proc at render time.
+ * A collected family has no children: its one labelless sample is read by
+ * the function at render time (the process_* families, see procstat.h). It
+ * returns 0 and the value, or a negative errno, in which case the sample is
+ * left out.
  */
-int metrics_add_process(struct metrics *m);
+typedef int metrics_collect_fn(double *value);
+
+/* Add a collected family of type (counter or gauge). 0, -EEXIST, -EINVAL or -ENOMEM. */
+int metrics_collected(struct metrics *m, enum metric_type type, const char *name, const char *help,
+                      metrics_collect_fn *collect);
 
 /* Free the registry and every family; takes NULL; returns NULL. */
 struct metrics *metrics_free(struct metrics *m);

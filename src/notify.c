@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* notify.c -- sd_notify: READY, STATUS, WATCHDOG, STOPPING, RELOADING. */
+#include "clock.h"
 #include "notify.h"
 
 #include <stdio.h>
@@ -11,14 +12,6 @@
 static bool enabled;
 static uint64_t watchdog_usec;
 static uint64_t last_watchdog;
-
-static uint64_t now_usec(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 void notify_init(void)
 {
@@ -63,7 +56,7 @@ void notify_watchdog(void)
 
     if (!watchdog_usec)
         return;
-    now = now_usec();
+    now = clock_mono_ns() / 1000;
     /* Twice per interval, as sd_watchdog_enabled(3) advises. */
     if (now - last_watchdog < watchdog_usec / 2)
         return;

@@ -118,8 +118,8 @@ static size_t utf8_cut(const char *s, size_t len)
     return len - (lead - 1) >= need ? len : lead - 1;
 }
 
-enum outcome route_result_fail(struct route_result *res, enum outcome outcome, enum error_class cls,
-                               const char *fmt, ...)
+enum outcome router_fail(struct route_result *res, enum outcome outcome, enum error_class cls,
+                         const char *fmt, ...)
 {
     va_list ap;
 
@@ -136,7 +136,7 @@ enum outcome route_result_fail(struct route_result *res, enum outcome outcome, e
     return outcome;
 }
 
-const char *error_class_name(enum error_class cls)
+const char *router_class_name(enum error_class cls)
 {
     switch (cls) {
     case ERROR_NONE:
@@ -157,7 +157,7 @@ const char *error_class_name(enum error_class cls)
     return "unknown";
 }
 
-const char *outcome_name(enum outcome outcome)
+const char *router_outcome_name(enum outcome outcome)
 {
     switch (outcome) {
     case OUTCOME_OK:
@@ -307,10 +307,9 @@ static const char *message_type(const cJSON *root, struct route_result *res)
             bad = names[i];
     }
     if (bad != NULL)
-        route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "%s must be a non-empty string",
-                          bad);
+        router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "%s must be a non-empty string", bad);
     else
-        route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "no message_type or type field");
+        router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "no message_type or type field");
     return NULL;
 }
 
@@ -323,42 +322,39 @@ static cJSON *parse(struct router *r, const char *value, size_t len, struct rout
     if (root == NULL) {
         switch (err.kind) {
         case JSON_UTF8:
-            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid UTF-8 at byte %zu",
-                              err.at);
+            router_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid UTF-8 at byte %zu", err.at);
             break;
         case JSON_CONTROL:
-            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
-                              "control character in string at byte %zu", err.at);
+            router_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
+                        "control character in string at byte %zu", err.at);
             break;
         case JSON_NUL:
-            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "\\u0000 in string at byte %zu",
-                              err.at);
+            router_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "\\u0000 in string at byte %zu",
+                        err.at);
             break;
         case JSON_DEPTH:
-            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "nesting deeper than %d levels",
-                              r->limits.max_nesting_depth < JSON_DEPTH_LIMIT
-                                  ? r->limits.max_nesting_depth
-                                  : JSON_DEPTH_LIMIT);
+            router_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "nesting deeper than %d levels",
+                        r->limits.max_nesting_depth < JSON_DEPTH_LIMIT ? r->limits.max_nesting_depth
+                                                                       : JSON_DEPTH_LIMIT);
             break;
         case JSON_TRAILING:
-            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE,
-                              "trailing data after JSON at byte %zu", err.at);
+            router_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "trailing data after JSON at byte %zu",
+                        err.at);
             break;
         case JSON_NOMEM:
             /* Not the message's fault: retrying may well succeed. */
-            route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "out of memory parsing");
+            router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "out of memory parsing");
             break;
         case JSON_OK:
         case JSON_SYNTAX:
-            route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid JSON near byte %zu",
-                              err.at);
+            router_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "invalid JSON near byte %zu", err.at);
             break;
         }
         return NULL;
     }
     if (!json_is(root, cJSON_Object)) {
-        route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "value is a JSON %s, not an object",
-                          json_kind(root));
+        router_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "value is a JSON %s, not an object",
+                    json_kind(root));
         return NULL;
     }
     return root;
@@ -373,17 +369,17 @@ void router_route(struct router *r, const void *value, size_t len, const struct 
 
     /* A tombstone (null value) is told apart from a zero-length one: they mean different things. */
     if (value == NULL) {
-        route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "null value (a tombstone)");
+        router_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "null value (a tombstone)");
         return;
     }
     if (len == 0) {
-        route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "empty value");
+        router_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "empty value");
         return;
     }
     if (len > r->limits.max_message_bytes) {
-        route_result_fail(res, OUTCOME_PERMANENT, ERROR_OVERSIZE,
-                          "value of %zu bytes exceeds processing.max_message_bytes (%zu)", len,
-                          r->limits.max_message_bytes);
+        router_fail(res, OUTCOME_PERMANENT, ERROR_OVERSIZE,
+                    "value of %zu bytes exceeds processing.max_message_bytes (%zu)", len,
+                    r->limits.max_message_bytes);
         return;
     }
     cJSON *root = parse(r, value, len, res);
@@ -394,13 +390,12 @@ void router_route(struct router *r, const void *value, size_t len, const struct 
     int rc = tree_duplicate(root, &dup);
     if (rc < 0) {
         /* Not the message's fault: retrying may well succeed. */
-        route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
-                          "out of memory checking for duplicate keys");
+        router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                    "out of memory checking for duplicate keys");
         goto out;
     }
     if (rc > 0) {
-        route_result_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "duplicate key \"%s\"",
-                          show(shown, dup));
+        router_fail(res, OUTCOME_PERMANENT, ERROR_PARSE, "duplicate key \"%s\"", show(shown, dup));
         goto out;
     }
 
@@ -416,11 +411,11 @@ void router_route(struct router *r, const void *value, size_t len, const struct 
     const struct route *route = find_route(r, type);
     if (route == NULL) {
         if (r->limits.unknown_type == UNKNOWN_TYPE_SKIP)
-            route_result_fail(res, OUTCOME_SKIPPED, ERROR_NONE,
-                              "no handler for type \"%s\"; skipped by policy", show(shown, type));
+            router_fail(res, OUTCOME_SKIPPED, ERROR_NONE,
+                        "no handler for type \"%s\"; skipped by policy", show(shown, type));
         else
-            route_result_fail(res, OUTCOME_PERMANENT, ERROR_UNKNOWN_TYPE,
-                              "no handler for type \"%s\"", show(shown, type));
+            router_fail(res, OUTCOME_PERMANENT, ERROR_UNKNOWN_TYPE, "no handler for type \"%s\"",
+                        show(shown, type));
         goto out;
     }
 

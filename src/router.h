@@ -106,13 +106,13 @@ void router_route(struct router *r, const void *value, size_t len, const struct 
 struct router *router_free(struct router *r);
 
 /* Set res to a failure of class `cls` with a printf-style reason; returns `outcome`. */
-enum outcome route_result_fail(struct route_result *res, enum outcome outcome, enum error_class cls,
-                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum outcome router_fail(struct route_result *res, enum outcome outcome, enum error_class cls,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* The crm.error.class name of a class ("parse", "schema", ...); "none" for ERROR_NONE. */
-const char *error_class_name(enum error_class cls);
+const char *router_class_name(enum error_class cls);
 
 /* The name of an outcome ("ok", "skipped", "permanent", "transient"). */
-const char *outcome_name(enum outcome outcome);
+const char *router_outcome_name(enum outcome outcome);
 
 #endif

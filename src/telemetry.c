@@ -12,8 +12,10 @@
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
 
+#include "clock.h"
 #include "arena.h"
 #include "json.h"
+#include "procstat.h"
 
 /*
  * A handler running longer than this is stuck: handlers only compute, they
@@ -91,14 +93,6 @@ struct telemetry {
     int64_t last_status_ms;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct metric *single(struct metrics *m, enum metric_type type, const char *name,
                              const char *help)
 {
@@ -155,7 +149,7 @@ static bool register_all(struct telemetry *t)
                        "Messages copied to the dead-letter topic, by error class.", 1, class_label,
                        0, NULL);
     for (int c = ERROR_PARSE; f && c <= ERROR_OVERSIZE; c++) {
-        const char *v[] = {error_class_name((enum error_class)c)};
+        const char *v[] = {router_class_name((enum error_class)c)};
 
         ok &= (t->dead[c] = metrics_child(f, v)) != NULL;
     }
@@ -284,7 +278,7 @@ static bool register_all(struct telemetry *t)
             metric_set(b, 1);
     }
     ok &= f != NULL;
-    return ok && metrics_add_process(m) == 0;
+    return ok && procstat_register(m) == 0;
 }
 
 struct telemetry *telemetry_new(const struct config *cfg)
@@ -402,11 +396,8 @@ void telemetry_partitions(struct telemetry *t, int assigned, int paused, uint64_
 
 void telemetry_poll(struct telemetry *t)
 {
-    struct timespec ts;
-
-    atomic_store_explicit(&t->poll_ms, mono_ms(), memory_order_relaxed);
-    clock_gettime(CLOCK_REALTIME, &ts);
-    metric_set(t->last_poll, (double)ts.tv_sec + ts.tv_nsec / 1e9);
+    atomic_store_explicit(&t->poll_ms, clock_mono_ms(), memory_order_relaxed);
+    metric_set(t->last_poll, (double)clock_real_ms() / 1000.0);
 }
 
 void telemetry_fatal(struct telemetry *t, const char *why)
@@ -583,7 +574,7 @@ void telemetry_stats(struct telemetry *t, const char *json, size_t len)
 bool telemetry_health(void *opaque, char *body, size_t len)
 {
     struct telemetry *t = opaque;
-    int64_t now = mono_ms(), polled = atomic_load(&t->poll_ms);
+    int64_t now = clock_mono_ms(), polled = atomic_load(&t->poll_ms);
     int64_t handler = atomic_load(&t->handler_ms);
     /* The loop may legitimately block for a revoke's flush and commit: allow for it. */
     int64_t ttl = (int64_t)t->cfg->processing.shutdown_timeout_s * 2000;
@@ -633,7 +624,7 @@ bool telemetry_ready(void *opaque, char *body, size_t len)
 
 void telemetry_status(struct telemetry *t, char *buf, size_t len)
 {
-    int64_t now = mono_ms(), lag = atomic_load(&t->total_lag);
+    int64_t now = clock_mono_ms(), lag = atomic_load(&t->total_lag);
     double consumed = 0, rate = 0;
     enum breaker_state breaker;
     char note[48], lagbuf[24];

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* utf8.c -- well-formed UTF-8, one sequence at a time. */
+/* utf8.c -- well-formed UTF-8: one sequence at a time, whole strings, repairs. */
 #include "utf8.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 size_t utf8_len(const unsigned char *p, size_t n)
 {
@@ -33,4 +37,43 @@ size_t utf8_len(const unsigned char *p, size_t n)
         if ((p[i] & 0xC0) != 0x80)
             return 0;
     return need;
+}
+
+bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+
+    for (size_t i = 0, n; i < len; i += n)
+        if ((n = utf8_len(p + i, len - i)) == 0)
+            return false;
+    return true;
+}
+
+char *utf8_repair(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+
+    /* Each replaced byte becomes three. */
+    if (len > (SIZE_MAX - 1) / 3)
+        return NULL;
+    char *out = malloc(len * 3 + 1);
+    if (out == NULL)
+        return NULL;
+    char *q = out;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_len(p + i, len - i);
+        if (n == 0) {
+            memcpy(q, "\xef\xbf\xbd", 3);
+            q += 3;
+            i++;
+        } else {
+            memcpy(q, p + i, n);
+            q += n;
+            i += n;
+        }
+    }
+    *q = '\0';
+    return out;
 }

@@ -70,14 +70,14 @@ static enum outcome test_handler(void *opaque, const cJSON *msg, const struct me
         attempts_at_fail++;
         if (fail_left > 0) {
             fail_left--;
-            return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
-                                     "test: output not acknowledged");
+            return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                               "test: output not acknowledged");
         }
     }
     n = snprintf(value, sizeof(value), "%" PRId32 ":%" PRId64, meta->partition, meta->offset);
     rc = out->emit(out, OUTPUT_TICKETS, value, 1, value, (size_t)n, 0);
     if (rc < 0)
-        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "test: emit: %d", rc);
+        return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "test: emit: %d", rc);
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 1024;
         r->offsets = realloc(r->offsets, r->cap * sizeof(*r->offsets));
@@ -376,7 +376,7 @@ static void check_dead_letter(const rd_kafka_message_t *m, void *arg)
     ck_assert_str_eq(header(m, "crm.attempts", buf, sizeof(buf)), "1");
     header(m, "crm.error.class", buf, sizeof(buf));
     for (cls = ERROR_PARSE; cls <= ERROR_TRANSIENT; cls++)
-        if (strcmp(buf, error_class_name(cls)) == 0)
+        if (strcmp(buf, router_class_name(cls)) == 0)
             break;
     ck_assert_int_le(cls, ERROR_TRANSIENT);
     dc->classes[cls]++;

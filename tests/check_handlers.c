@@ -224,7 +224,7 @@ static void expect_outputs(const struct fixture *f, const char *name,
                            const struct expected_output *want, size_t n)
 {
     ck_assert_msg(f->res.outcome == OUTCOME_OK, "%s: %s %s \"%s\"", name,
-                  outcome_name(f->res.outcome), error_class_name(f->res.error_class),
+                  router_outcome_name(f->res.outcome), router_class_name(f->res.error_class),
                   f->res.reason);
     ck_assert_msg(f->capture.n == n, "%s: %zu outputs, want %zu", name, f->capture.n, n);
     for (size_t i = 0; i < n; i++) {

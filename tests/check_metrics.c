@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "procstat.h"
 
 #define PROMTOOL "/usr/bin/promtool"
 
@@ -524,8 +525,8 @@ START_TEST(test_name_clash)
     ck_assert_ptr_nonnull(metrics_family(m, METRIC_GAUGE, "h_total", "T.", 0, NULL, 0, NULL));
     ck_assert_ptr_nonnull(metrics_family(m, METRIC_GAUGE, "y_sum", "Y.", 0, NULL, 0, NULL));
     ck_assert_ptr_null(metrics_family(m, METRIC_HISTOGRAM, "y", "Y.", 0, NULL, 1, b));
-    ck_assert_int_eq(metrics_add_process(m), 0);
-    ck_assert_int_eq(metrics_add_process(m), -EEXIST);
+    ck_assert_int_eq(procstat_register(m), 0);
+    ck_assert_int_eq(procstat_register(m), -EEXIST);
     metrics_free(m);
 }
 END_TEST
@@ -561,7 +562,7 @@ START_TEST(test_misuse)
     ck_assert_int_eq(metrics_render(NULL, &text, &len), -EINVAL);
     ck_assert_ptr_null(text);
     ck_assert_uint_eq(len, 0);
-    ck_assert_int_eq(metrics_add_process(NULL), -EINVAL);
+    ck_assert_int_eq(procstat_register(NULL), -EINVAL);
     metrics_free(m);
 }
 END_TEST
@@ -648,7 +649,7 @@ START_TEST(test_concurrency)
     ck_assert_ptr_nonnull(s.counter);
     ck_assert_ptr_nonnull(s.gauge);
     ck_assert_ptr_nonnull(s.histogram);
-    ck_assert_int_eq(metrics_add_process(s.m), 0);
+    ck_assert_int_eq(procstat_register(s.m), 0);
     atomic_init(&s.writers_left, THREADS);
 
     ck_assert_int_eq(pthread_create(&reader, NULL, renderer, &s), 0);
@@ -681,7 +682,7 @@ START_TEST(test_process)
     struct metrics *m = metrics_new();
     struct rlimit rl;
 
-    ck_assert_int_eq(metrics_add_process(m), 0);
+    ck_assert_int_eq(procstat_register(m), 0);
     char *text = render(m);
     double cpu = sample(text, "process_cpu_seconds_total");
     double rss = sample(text, "process_resident_memory_bytes");
@@ -737,7 +738,7 @@ static struct metrics *everything(void)
     metric_set(metrics_child(g, plain), -INFINITY);
     metric_observe(metrics_child(h, orders), 0.00002);
     metric_observe(metrics_child(h, orders), 99);
-    ck_assert_int_eq(metrics_add_process(m), 0);
+    ck_assert_int_eq(procstat_register(m), 0);
     return m;
 }
 

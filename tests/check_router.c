@@ -109,8 +109,7 @@ static enum outcome test_transient(void *opaque, const cJSON *msg, const struct 
     (void)msg;
     (void)meta;
     (void)out;
-    return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
-                             "test: outputs not acknowledged");
+    return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "test: outputs not acknowledged");
 }
 
 static enum outcome test_identity(void *opaque, const cJSON *msg, const struct message_meta *meta,
@@ -120,8 +119,7 @@ static enum outcome test_identity(void *opaque, const cJSON *msg, const struct m
     (void)msg;
     (void)meta;
     (void)out;
-    return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "test: bad number \"%s\"",
-                             "12");
+    return router_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "test: bad number \"%s\"", "12");
 }
 
 /* The built-in handlers on config_new_defaults() settings, with an empty links table. */
@@ -689,9 +687,9 @@ START_TEST(test_route_table)
     route_exact(&f, value, len, &meta, &res);
 
     ck_assert_msg(res.outcome == c->outcome, "%s: outcome %s, want %s", c->name,
-                  outcome_name(res.outcome), outcome_name(c->outcome));
+                  router_outcome_name(res.outcome), router_outcome_name(c->outcome));
     ck_assert_msg(res.error_class == c->cls, "%s: class %s, want %s", c->name,
-                  error_class_name(res.error_class), error_class_name(c->cls));
+                  router_class_name(res.error_class), router_class_name(c->cls));
     ck_assert_msg(strcmp(res.type, c->type) == 0, "%s: type \"%s\", want \"%s\"", c->name, res.type,
                   c->type);
     ck_assert_msg(strcmp(res.reason, c->reason) == 0, "%s: reason \"%s\", want \"%s\"", c->name,
@@ -742,7 +740,8 @@ START_TEST(test_prefixes)
             route_exact(&f, messages[m], n, NULL, &res);
             ck_assert_msg(res.outcome == OUTCOME_PERMANENT && res.error_class == ERROR_PARSE,
                           "prefix %zu of message %zu: %s %s \"%s\"", n, m,
-                          outcome_name(res.outcome), error_class_name(res.error_class), res.reason);
+                          router_outcome_name(res.outcome), router_class_name(res.error_class),
+                          res.reason);
         }
         route_exact(&f, messages[m], len, NULL, &res);
         ck_assert_msg(res.outcome == OUTCOME_OK, "message %zu: %s", m, res.reason);
@@ -920,17 +919,17 @@ END_TEST
 
 START_TEST(test_names)
 {
-    ck_assert_str_eq(error_class_name(ERROR_NONE), "none");
-    ck_assert_str_eq(error_class_name(ERROR_PARSE), "parse");
-    ck_assert_str_eq(error_class_name(ERROR_SCHEMA), "schema");
-    ck_assert_str_eq(error_class_name(ERROR_IDENTITY), "identity");
-    ck_assert_str_eq(error_class_name(ERROR_UNKNOWN_TYPE), "unknown_type");
-    ck_assert_str_eq(error_class_name(ERROR_OVERSIZE), "oversize");
-    ck_assert_str_eq(error_class_name(ERROR_TRANSIENT), "transient");
-    ck_assert_str_eq(outcome_name(OUTCOME_OK), "ok");
-    ck_assert_str_eq(outcome_name(OUTCOME_SKIPPED), "skipped");
-    ck_assert_str_eq(outcome_name(OUTCOME_PERMANENT), "permanent");
-    ck_assert_str_eq(outcome_name(OUTCOME_TRANSIENT), "transient");
+    ck_assert_str_eq(router_class_name(ERROR_NONE), "none");
+    ck_assert_str_eq(router_class_name(ERROR_PARSE), "parse");
+    ck_assert_str_eq(router_class_name(ERROR_SCHEMA), "schema");
+    ck_assert_str_eq(router_class_name(ERROR_IDENTITY), "identity");
+    ck_assert_str_eq(router_class_name(ERROR_UNKNOWN_TYPE), "unknown_type");
+    ck_assert_str_eq(router_class_name(ERROR_OVERSIZE), "oversize");
+    ck_assert_str_eq(router_class_name(ERROR_TRANSIENT), "transient");
+    ck_assert_str_eq(router_outcome_name(OUTCOME_OK), "ok");
+    ck_assert_str_eq(router_outcome_name(OUTCOME_SKIPPED), "skipped");
+    ck_assert_str_eq(router_outcome_name(OUTCOME_PERMANENT), "permanent");
+    ck_assert_str_eq(router_outcome_name(OUTCOME_TRANSIENT), "transient");
 }
 END_TEST
 
@@ -939,7 +938,7 @@ START_TEST(test_result_fail)
     struct route_result res = {.type = "keep"};
     char *long_e = fill("<FILL>", "é", 200);
 
-    ck_assert_int_eq(route_result_fail(&res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "n=%d %s", 7, "z"),
+    ck_assert_int_eq(router_fail(&res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "n=%d %s", 7, "z"),
                      OUTCOME_TRANSIENT);
     ck_assert_int_eq(res.outcome, OUTCOME_TRANSIENT);
     ck_assert_int_eq(res.error_class, ERROR_TRANSIENT);
@@ -947,13 +946,13 @@ START_TEST(test_result_fail)
     ck_assert_str_eq(res.type, "keep");
 
     /* Cut to fit, NUL-terminated, and not in the middle of a character. */
-    ck_assert_int_eq(route_result_fail(&res, OUTCOME_PERMANENT, ERROR_SCHEMA, "%s", long_e),
+    ck_assert_int_eq(router_fail(&res, OUTCOME_PERMANENT, ERROR_SCHEMA, "%s", long_e),
                      OUTCOME_PERMANENT);
     ck_assert_uint_eq(strlen(res.reason), 254);
     ck_assert_int_eq(strncmp(res.reason, long_e, 254), 0);
 
     char *long_x = fill("a<FILL>", "x", 300);
-    route_result_fail(&res, OUTCOME_PERMANENT, ERROR_SCHEMA, "%s", long_x);
+    router_fail(&res, OUTCOME_PERMANENT, ERROR_SCHEMA, "%s", long_x);
     ck_assert_uint_eq(strlen(res.reason), sizeof(res.reason) - 1);
     free(long_x);
     free(long_e);

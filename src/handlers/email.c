@@ -34,7 +34,7 @@ enum outcome handler_email(void *opaque, const cJSON *msg, const struct message_
 
     const char *from = fields_text(f[FROM]);
     if (identity_email(from, strlen(from), email, sizeof(email), &why) < 0)
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"from\": %s", why);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"from\": %s", why);
     identity_customer_id("email", email, customer_id);
 
     struct ticket t = {

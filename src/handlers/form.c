@@ -48,19 +48,19 @@ enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_m
     const char *raw_phone = fields_text(inner[PHONE]);
     /* Without an address or a number there is no customer to answer. */
     if (raw_email == NULL && raw_phone == NULL)
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
-                                 "fields must hold \"email\" or \"phone\"");
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
+                           "fields must hold \"email\" or \"phone\"");
 
     /* Both are checked before either is used: a form with one bad identifier is a bad form. */
     if (raw_email != NULL &&
         identity_email(raw_email, strlen(raw_email), email, sizeof(email), &why) < 0)
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY,
-                                 "field \"fields.email\": %s", why);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"fields.email\": %s",
+                           why);
     if (raw_phone != NULL &&
         identity_phone(raw_phone, strlen(raw_phone), h->cfg->identity.default_country_code,
                        h->cfg->identity.trunk_prefix, phone, sizeof(phone), &why) < 0)
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY,
-                                 "field \"fields.phone\": %s", why);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"fields.phone\": %s",
+                           why);
 
     /*
      * The e-mail address names the customer when there is one: it is the
@@ -78,8 +78,8 @@ enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_m
     } else {
         found = h->links != NULL ? links_get(h->links, phone, customer_id, sizeof(customer_id)) : 0;
         if (found < 0)
-            return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
-                                     "cannot read the identity store");
+            return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                               "cannot read the identity store");
         if (found == 0)
             identity_customer_id("phone", phone, customer_id);
     }

@@ -84,16 +84,16 @@ static enum outcome check_string(const cJSON *item, const char *prefix,
 
     if (len < spec->min_len) {
         if (spec->min_len == 1)
-            return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
-                                     "field \"%s%s\" must not be empty", prefix, spec->name);
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
-                                 "field \"%s%s\" is shorter than %zu bytes", prefix, spec->name,
-                                 spec->min_len);
+            return router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
+                               "field \"%s%s\" must not be empty", prefix, spec->name);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
+                           "field \"%s%s\" is shorter than %zu bytes", prefix, spec->name,
+                           spec->min_len);
     }
     if (spec->max_len != 0 && len > spec->max_len)
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
-                                 "field \"%s%s\" is longer than %zu bytes", prefix, spec->name,
-                                 spec->max_len);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
+                           "field \"%s%s\" is longer than %zu bytes", prefix, spec->name,
+                           spec->max_len);
     return OUTCOME_OK;
 }
 
@@ -103,8 +103,8 @@ static enum outcome check_field(const cJSON *item, const char *prefix,
     if (item == NULL) {
         if (!spec->required)
             return OUTCOME_OK;
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "field \"%s%s\" is missing",
-                                 prefix, spec->name);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "field \"%s%s\" is missing",
+                           prefix, spec->name);
     }
     /* A null optional member means "not given"; a null required one is ill-typed. */
     if (json_is(item, cJSON_NULL) && !spec->required)
@@ -114,8 +114,8 @@ static enum outcome check_field(const cJSON *item, const char *prefix,
     case FIELD_STRING:
         if (json_is(item, cJSON_String))
             return check_string(item, prefix, spec, res);
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
-                                 "field \"%s%s\" must be a string", prefix, spec->name);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "field \"%s%s\" must be a string",
+                           prefix, spec->name);
     case FIELD_STRING_OR_NUMBER:
         /*
          * cJSON reads 1e999 as infinity, which no JSON output can carry:
@@ -124,21 +124,21 @@ static enum outcome check_field(const cJSON *item, const char *prefix,
         if (json_is(item, cJSON_Number)) {
             if (isfinite(item->valuedouble))
                 return OUTCOME_OK;
-            return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
-                                     "field \"%s%s\" must be a finite number", prefix, spec->name);
+            return router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
+                               "field \"%s%s\" must be a finite number", prefix, spec->name);
         }
         if (json_is(item, cJSON_String))
             return check_string(item, prefix, spec, res);
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
-                                 "field \"%s%s\" must be a string or a number", prefix, spec->name);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
+                           "field \"%s%s\" must be a string or a number", prefix, spec->name);
     case FIELD_OBJECT:
         if (json_is(item, cJSON_Object))
             return OUTCOME_OK;
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA,
-                                 "field \"%s%s\" must be an object", prefix, spec->name);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "field \"%s%s\" must be an object",
+                           prefix, spec->name);
     }
-    return route_result_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "field \"%s%s\" has no check",
-                             prefix, spec->name);
+    return router_fail(res, OUTCOME_PERMANENT, ERROR_SCHEMA, "field \"%s%s\" has no check", prefix,
+                       spec->name);
 }
 
 enum outcome fields_check(const cJSON *obj, const char *prefix, const struct field_spec *specs,
@@ -376,13 +376,13 @@ static enum outcome emit(const struct jsonbuf *b, const struct ticket *t, enum o
     int rc = out->emit(out, topic, key, strlen(key), b->data, b->len, timestamp_ms);
     /* Too big for the producer: it never will fit, so the input is dead-lettered. */
     if (rc == -EMSGSIZE)
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_OVERSIZE,
-                                 "an output of %zu bytes is larger than the producer accepts "
-                                 "(message.max.bytes)",
-                                 b->len);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_OVERSIZE,
+                           "an output of %zu bytes is larger than the producer accepts "
+                           "(message.max.bytes)",
+                           b->len);
     if (rc < 0)
-        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "cannot queue output: %s",
-                                 strerror(-rc));
+        return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "cannot queue output: %s",
+                           strerror(-rc));
     return OUTCOME_OK;
 }
 
@@ -404,8 +404,8 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
      */
     int64_t now = h->clock_ms(), stamp = now > 0 ? now : 0;
     if (!format_time(h, now, created_at, sizeof(created_at)))
-        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
-                                 "cannot format the clock as a UTC time");
+        return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                           "cannot format the clock as a UTC time");
 
     for (size_t i = 0; i < n; i++)
         jsonbuf_reset(&h->bufs[i]);
@@ -417,8 +417,8 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
         int err = jsonbuf_error(&h->bufs[i]);
 
         if (err < 0)
-            return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
-                                     "cannot build output: %s", strerror(-err));
+            return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "cannot build output: %s",
+                               strerror(-err));
         if (h->bufs[i].len > h->bufs[largest].len)
             largest = i;
     }
@@ -447,7 +447,7 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
      */
     int rc = h->links != NULL ? links_put(h->links, t->phone, t->customer_id) : 0;
     if (rc < 0)
-        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
-                                 "cannot remember the link of %s: %s", t->phone, strerror(-rc));
+        return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                           "cannot remember the link of %s: %s", t->phone, strerror(-rc));
     return OUTCOME_OK;
 }

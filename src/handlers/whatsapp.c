@@ -34,13 +34,13 @@ enum outcome handler_whatsapp(void *opaque, const cJSON *msg, const struct messa
     const char *from = fields_text(f[FROM]);
     if (identity_phone(from, strlen(from), h->cfg->identity.default_country_code,
                        h->cfg->identity.trunk_prefix, phone, sizeof(phone), &why) < 0)
-        return route_result_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"from\": %s", why);
+        return router_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"from\": %s", why);
 
     /* A number a form once tied to an e-mail address belongs to that address's customer. */
     int found = h->links != NULL ? links_get(h->links, phone, customer_id, sizeof(customer_id)) : 0;
     if (found < 0)
-        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
-                                 "cannot read the identity store");
+        return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
+                           "cannot read the identity store");
     if (found == 0)
         identity_customer_id("phone", phone, customer_id);
 

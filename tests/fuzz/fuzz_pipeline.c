@@ -431,7 +431,7 @@ static void check_ok(const struct pipeline *pl, const struct route_result *res,
                      const struct message_meta *meta, struct link_model *model)
 {
     REQUIRE(res->error_class == ERROR_NONE && res->reason[0] == '\0',
-            "an OK result carries class %s, reason \"%s\"", error_class_name(res->error_class),
+            "an OK result carries class %s, reason \"%s\"", router_class_name(res->error_class),
             res->reason);
 
     cJSON *in = cJSON_ParseWithLength(value, len);
@@ -608,13 +608,13 @@ static void check_result(const struct pipeline *pl, const struct route_result *r
         REQUIRE(pl->cfg->processing.unknown_type == UNKNOWN_TYPE_SKIP,
                 "skipped without the skip policy");
         REQUIRE(res->error_class == ERROR_NONE, "a skip with class %s",
-                error_class_name(res->error_class));
+                router_class_name(res->error_class));
         REQUIRE(tlen > 0 && !registered(res->type), "skipped type \"%s\"", res->type);
         REQUIRE(cap->n == 0 && cap->calls == 0, "a skipped message has outputs");
         break;
     case OUTCOME_PERMANENT: {
         /* What the dead letter's crm.error.class and crm.error.reason headers will say. */
-        const char *cls = error_class_name(res->error_class);
+        const char *cls = router_class_name(res->error_class);
 
         REQUIRE(res->error_class != ERROR_NONE && res->error_class != ERROR_TRANSIENT &&
                     strcmp(cls, "unknown") != 0,
@@ -631,7 +631,7 @@ static void check_result(const struct pipeline *pl, const struct route_result *r
     }
     case OUTCOME_TRANSIENT:
         REQUIRE(res->error_class == ERROR_TRANSIENT && rlen > 0,
-                "transient result of class %s, reason \"%s\"", error_class_name(res->error_class),
+                "transient result of class %s, reason \"%s\"", router_class_name(res->error_class),
                 res->reason);
         REQUIRE(cap->refused, "transient without a refused output: %s", res->reason);
         break;
@@ -675,8 +675,8 @@ static void route_one(struct pipeline *pl, struct router *router, const char *va
     REQUIRE(again.outcome != OUTCOME_TRANSIENT, "transient without a refusal: %s", again.reason);
     if (trace)
         fprintf(stderr, "%s #%zu: %s %s %s: %s (%zu outputs)\n", pl->name, index,
-                outcome_name(again.outcome), error_class_name(again.error_class), again.type,
-                again.reason, b.n);
+                router_outcome_name(again.outcome), router_class_name(again.error_class),
+                again.type, again.reason, b.n);
     if (again.outcome == OUTCOME_OK)
         check_ok(pl, &again, &b, value, len, &meta, model);
 
@@ -688,9 +688,10 @@ static void route_one(struct pipeline *pl, struct router *router, const char *va
         /* Without a full queue in between, routing is a function of the value and the links. */
         REQUIRE(first.outcome == again.outcome && first.error_class == again.error_class &&
                     strcmp(first.reason, again.reason) == 0 && strcmp(first.type, again.type) == 0,
-                "two tries differ: %s/%s \"%s\" then %s/%s \"%s\"", outcome_name(first.outcome),
-                error_class_name(first.error_class), first.reason, outcome_name(again.outcome),
-                error_class_name(again.error_class), again.reason);
+                "two tries differ: %s/%s \"%s\" then %s/%s \"%s\"",
+                router_outcome_name(first.outcome), router_class_name(first.error_class),
+                first.reason, router_outcome_name(again.outcome),
+                router_class_name(again.error_class), again.reason);
         REQUIRE(a.n == b.n, "two tries emitted %zu and %zu outputs", a.n, b.n);
         require_same_outputs(&a, &b, a.n);
     }

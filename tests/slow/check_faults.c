@@ -123,7 +123,7 @@ static enum outcome test_handler(void *opaque, const cJSON *msg, const struct me
     if (rc == 0)
         rc = out->emit(out, OUTPUT_RESPONSES, key, (size_t)k, value, (size_t)n, 0);
     if (rc < 0)
-        return route_result_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "test: emit: %d", rc);
+        return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "test: emit: %d", rc);
     seq_add(&handled[meta->partition], meta->offset);
     return OUTCOME_OK;
 }
