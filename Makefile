@@ -59,7 +59,7 @@ CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS   = $(shell $(PKG_CONFIG) --libs check)
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O2 $(WARNINGS) \
-             $(SAN_FLAGS) -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
+             $(SAN_FLAGS) -MMD -MP $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
