@@ -147,6 +147,9 @@ journal_has() {
 # running_as PID: active, with PID as its main process.
 running_as() { [ "$(prop ActiveState)" = active ] && [ "$(prop MainPID)" = "$1" ]; }
 
+# status_has TEXT: whether the unit's STATUS= text holds TEXT.
+status_has() { [[ "$(prop StatusText)" == *"$1"* ]]; }
+
 # replaced OLDPID: active again, in a new process.
 replaced() {
     [ "$(prop ActiveState)" = active ] && [ "$(prop MainPID)" != "$1" ] &&
@@ -207,6 +210,9 @@ sed 's/^/#   /' "$tmp/status" | head -n 8
 check "systemctl status shows the STATUS= line" grep -q '^ *Status: "..*"' "$tmp/status"
 check "it consumes everything: committed offsets reach the high watermarks" \
     ktool wait-committed "$addr" "$group" crm.inbound 60
+check "STATUS= is updated: the summary names the 4 partitions" \
+    wait_until 15 status_has '4 partitions'
+echo "#   $(prop StatusText)"
 
 in_root systemctl reload "$unit"
 check "systemctl reload: still active, same process" running_as "$pid"
