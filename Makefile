@@ -230,7 +230,11 @@ deb:
 	    tar -xf - -C $(DEB_DIR)/src
 	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b
 	rm -rf $(DEB_DIR)/src
-	lintian --fail-on error,warning --display-info $(DEB_DIR)/crm-consumerd_$(VERSION)_*.changes
+	@# lintian 2.116 leaves temporary files behind: keep them in build/deb/.
+	mkdir -p $(DEB_DIR)/tmp
+	TMPDIR=$(abspath $(DEB_DIR))/tmp lintian --fail-on error,warning --display-info \
+	    $(DEB_DIR)/crm-consumerd_$(VERSION)_*.changes; \
+	    status=$$?; rm -rf $(DEB_DIR)/tmp; exit $$status
 
 STYLE_FILES = $(wildcard src/*.c src/*.h src/handlers/*.c src/handlers/*.h tests/*.c tests/*.h tests/slow/*.c \
                          tests/fuzz/*.c bench/*.c)
