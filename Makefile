@@ -33,7 +33,7 @@ DEB_TEST  := kcat python3-kafka python3-confluent-kafka prometheus mandoc clang-
 # make fuzz: clang and libFuzzer's runtime (only recommended by clang, so named here).
 DEB_FUZZ  := clang libclang-rt-14-dev
 # make deb, and check-slow's test of the package under a booted systemd.
-DEB_PACKAGE := dpkg-dev debhelper lintian debootstrap systemd-container
+DEB_PACKAGE := build-essential dpkg-dev debhelper lintian debootstrap systemd-container
 DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST) $(DEB_FUZZ) $(DEB_PACKAGE)
 
 PKGS      := rdkafka libcjson libconfig libmicrohttpd libsystemd
