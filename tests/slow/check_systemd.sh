@@ -147,6 +147,9 @@ journal_has() {
 # running_as PID: active, with PID as its main process.
 running_as() { [ "$(prop ActiveState)" = active ] && [ "$(prop MainPID)" = "$1" ]; }
 
+# not COMMAND...: COMMAND fails.
+not() { ! "$@"; }
+
 # status_has TEXT: whether the unit's STATUS= text holds TEXT.
 status_has() { [[ "$(prop StatusText)" == *"$1"* ]]; }
 
@@ -245,6 +248,8 @@ check "the upgrade keeps the operator's edits of /etc/crm-consumer.conf" \
 check "... and puts the new version's file beside it as .dpkg-dist" \
     grep -q 'A line the next version adds' "$tmp/root/etc/crm-consumer.conf.dpkg-dist"
 check "the upgrade restarted the service in a new process" wait_until 30 replaced "$pid"
+check "the upgrade does not repeat the first install's message" \
+    not grep -q 'enabled but not started' "$tmp/upgrade.log"
 
 # Stop right after the last inputs are handled: the shutdown commits what the loop stored.
 produce 1000
@@ -264,7 +269,7 @@ check "journal, notice: the stop, 1000 messages since the upgrade" \
 check "journal, info: the dead letters" journal_has 'dead letter: parse: invalid JSON' info
 check "journal, warning: the refused reload" \
     journal_has 'has errors; keeping the running configuration' warning
-check "journal: no line still carries its <N> prefix" eval '! journal_has "^<[0-7]>"'
+check "journal: no line still carries its <N> prefix" not journal_has '^<[0-7]>'
 
 in_root apt-get purge -y -q crm-consumerd > "$tmp/purge.log" 2>&1
 check "apt-get purge removes it" [ $? -eq 0 ]
