@@ -219,7 +219,17 @@ uninstall:
 # warning; debian/crm-consumerd.lintian-overrides says why a tag is overridden.
 DEB_DIR := build/deb
 
+# make deb refuses to build while a package of DEB_BUILD is missing from Build-Depends (the
+# compiler and libc come with build-essential; check serves only the tests, which the package
+# build does not run): a library added to one list must be added to the other.
+DEB_BUILD_DEPENDS := $(filter-out gcc make libc6-dev check,$(DEB_BUILD))
+
 deb:
+	@bd=$$(sed -n '/^Build-Depends:/{s/^Build-Depends://;p;:more;n;/^[[:space:]]/{p;b more;};}' \
+	    debian/control | tr ',' '\n' | sed 's/[[(<].*//; s/[[:space:]]//g'); \
+	for p in $(DEB_BUILD_DEPENDS); do echo "$$bd" | grep -qx "$$p" || missing="$$missing $$p"; \
+	done; [ -z "$${missing:-}" ] || \
+	    { echo "deb: add to Build-Depends in debian/control:$$missing" >&2; exit 1; }
 	@command -v dpkg-checkbuilddeps >/dev/null 2>&1 && dpkg-checkbuilddeps 2>/dev/null && \
 	    command -v lintian >/dev/null 2>&1 || $(MAKE) deps
 	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
