@@ -271,8 +271,12 @@ check "journal, warning: the refused reload" \
     journal_has 'has errors; keeping the running configuration' warning
 check "journal: no line still carries its <N> prefix" not journal_has '^<[0-7]>'
 
+# Purged while it runs: the package stops it first.
+in_root systemctl start "$unit"
+check "started again for the purge" [ "$(prop ActiveState)" = active ]
 in_root apt-get purge -y -q crm-consumerd > "$tmp/purge.log" 2>&1
 check "apt-get purge removes it" [ $? -eq 0 ]
+check "... after stopping the service" not in_root systemctl -q is-active "$unit"
 check "purge removes the state directory" \
     [ ! -e "$tmp/root/var/lib/private/crm-consumerd" -a ! -L "$tmp/root/var/lib/crm-consumerd" ]
 check "purge removes the configuration and the unit" \
