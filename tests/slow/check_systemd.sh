@@ -192,7 +192,7 @@ in_root apt-get update -q > "$tmp/apt.log" 2>&1
 in_root apt-get install -y -q --no-install-recommends "/srv/crm-deb/$deb" > "$tmp/install.log" 2>&1
 rc=$?
 check "apt-get install ./$deb installs it with its dependencies" [ $rc -eq 0 ]
-[ $rc -eq 0 ] || { tail -n 20 "$tmp/install.log"; finish systemd; exit; }
+[ $rc -eq 0 ] || { tail -n 20 "$tmp/apt.log" "$tmp/install.log"; finish systemd; exit; }
 check "the first install says the service waits for kafka.brokers" \
     grep -q 'enabled but not started: set kafka.brokers' "$tmp/install.log"
 check "enabled on first install" [ "$(in_root systemctl is-enabled "$unit")" = enabled ]
@@ -206,7 +206,8 @@ pid=$(prop MainPID)
 check "the state directory: /var/lib/crm-consumerd -> private/crm-consumerd, mode 0700" \
     [ "$(readlink "$tmp/root/var/lib/crm-consumerd"):$(stat -c %a "$tmp/root/var/lib/private/crm-consumerd")" \
     = private/crm-consumerd:700 ]
-check "MemoryMax is set on the unit" [ "$(prop MemoryMax)" = $((2 * 1024 * 1024 * 1024)) ]
+memory_max=$(prop MemoryMax)
+check "a memory bound is set: MemoryMax=$memory_max" grep -qx '[0-9][0-9]*' <<< "$memory_max"
 # STATUS= comes every 5 s; the first says it is subscribed.
 in_root systemctl status --no-pager "$unit" > "$tmp/status" 2>&1
 sed 's/^/#   /' "$tmp/status" | head -n 8
