@@ -9,6 +9,7 @@
 #   make SANITIZE=address,undefined check
 #   make WERROR=1        warnings are errors (CI)
 #   make install         PREFIX=/usr/local DESTDIR=
+#   make deb             the Debian package into build/deb/, checked by lintian
 #   make deps            install the Debian build and test packages that are missing
 #   make style-check     clang-format, as CI runs it
 
@@ -31,7 +32,9 @@ DEB_TEST  := kcat python3-kafka python3-confluent-kafka prometheus mandoc clang-
              openssl valgrind
 # make fuzz: clang and libFuzzer's runtime (only recommended by clang, so named here).
 DEB_FUZZ  := clang libclang-rt-14-dev
-DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST) $(DEB_FUZZ)
+# make deb, and check-slow's test of the package under a booted systemd.
+DEB_PACKAGE := build-essential dpkg-dev debhelper lintian debootstrap systemd-container
+DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST) $(DEB_FUZZ) $(DEB_PACKAGE)
 
 PKGS      := rdkafka libcjson libconfig libmicrohttpd libsystemd lmdb
 HAVE_DEPS := $(shell command -v $(CC) >/dev/null 2>&1 && \
@@ -59,7 +62,7 @@ CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS   = $(shell $(PKG_CONFIG) --libs check)
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O2 $(WARNINGS) \
-             $(SAN_FLAGS) -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
+             $(SAN_FLAGS) -MMD -MP $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
@@ -88,7 +91,8 @@ BIN       := $(O)/crm-consumerd
 # Plain `make` builds; it must never start the demo or the benchmark.
 .DEFAULT_GOAL := all
 
-.PHONY: all check check-slow fuzz demo bench bench-identity install uninstall clean deps deps-list style-check style FORCE
+.PHONY: all check check-slow fuzz demo bench bench-identity deb install uninstall clean deps deps-list \
+        style-check style FORCE
 
 ifeq ($(HAVE_DEPS),yes)
 
@@ -231,6 +235,39 @@ install: crm-consumerd
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/crm-consumerd $(DESTDIR)$(UNITDIR)/crm-consumerd.service \
 	    $(DESTDIR)$(MANDIR)/man8/crm-consumerd.8 $(DESTDIR)$(MANDIR)/man5/crm-consumer.conf.5
+
+# The Debian package (debian/), into build/deb/ with its debug symbols, .buildinfo and
+# .changes. dpkg-buildpackage writes beside the tree it builds, so it builds a copy in
+# build/deb/src and the checkout's parent stays clean. lintian must find no error and no
+# warning; debian/crm-consumerd.lintian-overrides says why a tag is overridden.
+DEB_DIR := build/deb
+
+# make deb refuses to build while a package of DEB_BUILD is missing from Build-Depends (the
+# compiler and libc come with build-essential; check serves only the tests, which the package
+# build does not run): a library added to one list must be added to the other.
+DEB_BUILD_DEPENDS := $(filter-out gcc make libc6-dev check,$(DEB_BUILD))
+
+deb:
+	@bd=$$(sed -n '/^Build-Depends:/{s/^Build-Depends://;p;:more;n;/^[[:space:]]/{p;b more;};}' \
+	    debian/control | tr ',' '\n' | sed 's/[[(<].*//; s/[[:space:]]//g'); \
+	for p in $(DEB_BUILD_DEPENDS); do echo "$$bd" | grep -qx "$$p" || missing="$$missing $$p"; \
+	done; [ -z "$${missing:-}" ] || \
+	    { echo "deb: add to Build-Depends in debian/control:$$missing" >&2; exit 1; }
+	@command -v dpkg-checkbuilddeps >/dev/null 2>&1 && dpkg-checkbuilddeps 2>/dev/null && \
+	    command -v lintian >/dev/null 2>&1 || $(MAKE) deps
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+	    { echo "deb: debian/changelog is at $$v, the Makefile at $(VERSION)" >&2; exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	tar -cf - --exclude=./.git --exclude=./build --exclude=./crm-consumerd . | \
+	    tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b
+	rm -rf $(DEB_DIR)/src
+	@# lintian 2.116 leaves temporary files behind: keep them in build/deb/.
+	mkdir -p $(DEB_DIR)/tmp
+	TMPDIR=$(abspath $(DEB_DIR))/tmp lintian --fail-on error,warning --display-info \
+	    $(DEB_DIR)/crm-consumerd_$(VERSION)_*.changes; \
+	    status=$$?; rm -rf $(DEB_DIR)/tmp; exit $$status
 
 STYLE_FILES = $(wildcard src/*.c src/*.h src/handlers/*.c src/handlers/*.h tests/*.c tests/*.h tests/slow/*.c \
                          tests/fuzz/*.c bench/*.c)
