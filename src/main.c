@@ -387,8 +387,9 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
     if (close_rc == -ETIMEDOUT)
         c = NULL;
 out:
-    http_stop(http);
+    /* The reverse of the set-up: the consumer came last, once the links were restored. */
     consumer_free(c);
+    http_stop(http);
     changelog_free(changelog);
     telemetry_free(tm);
     handlers_free(handlers);
