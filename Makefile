@@ -1,11 +1,13 @@
 # crm-consumerd -- build, test, install.
 #
-#   make                 build ./crm-consumerd (installs missing Debian packages first)
-#   make demo            the daemon on an embedded broker with sample traffic
+#   make                 build ./crm-consumerd (make deps first installs what it needs)
+#   make demo            the daemon on an embedded broker with sample traffic (installs
+#                        missing Debian packages first, as make check does)
 #   make check           unit and integration tests
 #   make check-slow      resilience scenarios: SIGKILL, outages, fault injection, valgrind
 #   make fuzz            libFuzzer over the message pipeline (FUZZ_SECONDS=60)
-#   make bench           throughput against kcat's, latency, peak RSS
+#   make bench           throughput against kcat's, latency, peak RSS, the identity store
+#   make bench-identity  the identity store alone at 1,000,000 links
 #   make SANITIZE=address,undefined check
 #   make WERROR=1        warnings are errors (CI)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -195,9 +197,14 @@ all check check-slow fuzz demo bench bench-identity:
 
 else
 
-# Missing compiler or libraries: install them, then build with a fresh make
+# Plain `make` only builds: without the compiler or libraries it says what to do.
+all:
+	@echo "missing: $(CC), $(PKG_CONFIG) or the pkg-config modules $(PKGS) check;" \
+	    "run make deps (as root, or with sudo) to install them" >&2; exit 1
+
+# The quick start's targets install what is missing, then run with a fresh make
 # (pkg-config flags are read when the Makefile is parsed).
-all check check-slow fuzz demo bench bench-identity: deps
+check check-slow fuzz demo bench bench-identity: deps
 	$(MAKE) DEPS_TRIED=1 $@
 
 endif

@@ -57,7 +57,7 @@ if command -v promtool >/dev/null; then
         bash -c "promtool check metrics < '$tmp/metrics.txt' > '$tmp/promtool.out' 2>&1"
     sed 's/^/#   /' "$tmp/promtool.out"
 else
-    echo "# promtool is not installed: exposition not checked by it"
+    skip "promtool check metrics" "promtool is not installed (make deps installs prometheus)"
 fi
 
 # Abuse of the HTTP port does not stop /metrics, grow memory, or stop consumption.
@@ -113,7 +113,7 @@ PROM
     kill "$ppid_"
     wait "$ppid_" 2>/dev/null
 else
-    echo "# prometheus is not installed: no live scrape"
+    skip "a live Prometheus scrape" "prometheus is not installed (make deps installs it)"
 fi
 
 kill -HUP "$dpid"

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 . tests/lib.sh
 
 if ! command -v systemd-analyze >/dev/null; then
-    echo "# systemd-analyze is not installed: nothing to check"
+    skip "the unit" "systemd-analyze is not installed (make deps installs it)"
     finish unit
     exit
 fi
