@@ -93,8 +93,11 @@ static void store_offsets(struct consumer *c)
         struct part *p = c->ps.parts[i];
         int64_t next = window_take_next(&p->win);
 
-        if (next >= 0)
-            offsets_add(c->offsets, p->topic, p->partition, next);
+        if (next < 0)
+            continue;
+        offsets_add(c->offsets, p->topic, p->partition, next);
+        if (p->done_ts > 0 && p->record_ts)
+            metric_set(p->record_ts, (double)p->done_ts / 1000.0);
     }
     offsets_store(c->offsets);
 }
@@ -177,7 +180,15 @@ static void advance(struct consumer *c, struct part *p)
 {
     struct window_token *t;
 
+    int64_t now = 0;
+
     while ((t = window_pop_done(&c->pool, &p->win))) {
+        if (t->timestamp_ms > 0) {
+            if (now == 0)
+                now = clock_real_ms();
+            telemetry_record_done(c->tm, t->timestamp_ms, now);
+            p->done_ts = t->timestamp_ms;
+        }
         if (t->offset == p->attempt_offset)
             p->attempts = 0; /* it went through at last */
         if (t->offset == p->refused_at) {
@@ -693,6 +704,7 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
     struct part *p = partitions_find(&c->ps, topic, m->partition);
     struct route_result res;
     enum message_status status;
+    rd_kafka_timestamp_type_t tstype;
     int64_t start_ns, since;
     double seconds;
     bool probe;
@@ -722,6 +734,7 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
         return false;
     }
     t->trial = c->trial;
+    t->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
     c->current = t;
 
     /* The clock is read once for both: this runs for every message (0 means "none runs"). */

@@ -72,6 +72,7 @@ struct part *partitions_add(struct partitions *ps, const char *topic, int32_t pa
     p->partition = partition;
     p->topic_index = telemetry_topic_index(ps->tm, topic);
     window_init(&p->win);
+    p->record_ts = telemetry_record_gauge(ps->tm, p->topic, partition);
     fetchwatch_part_init(&p->fetch, p->topic, partition);
     p->retry_at = -1;
     p->refused_at = -1;

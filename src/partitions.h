@@ -28,7 +28,9 @@ struct part {
     int32_t partition;
     size_t topic_index; /* in cfg->kafka.topics, for the metrics */
     struct window win;
-    struct fetch_part fetch; /* what the fetch watch knows of it */
+    struct fetch_part fetch;  /* what the fetch watch knows of it */
+    struct metric *record_ts; /* its last stored record's timestamp, for the metrics */
+    int64_t done_ts;          /* the record timestamp of the last input done, ms (<= 0: none) */
     bool failing;
     bool paused;  /* paused for its own retry (the holds below are separate) */
     bool held;    /* paused in librdkafka now, for whichever reason */

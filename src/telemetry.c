@@ -38,6 +38,13 @@ static const char *const group_names[] = {"unknown", "steady", "rebalancing", "n
  * Per-message latency, from tens of microseconds (a parse and three outputs
  * queued) to seconds (a stuck dependency).
  */
+/*
+ * Record age, from a fraction of a second (keeping up) to a day (an input
+ * that waited out an outage or a long backlog).
+ */
+static const double age_buckets[] = {0.1, 0.25, 0.5, 1,   2.5,  5,     10,
+                                     30,  60,   300, 900, 3600, 21600, 86400};
+
 static const double latency_buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
                                          0.0025,  0.005,    0.01,    0.025,  0.05,    0.1,    0.25,
                                          0.5,     1,        2.5,     5,      10};
@@ -69,7 +76,8 @@ struct telemetry {
     struct metric *links_pending, *restoring, *restore_left, *store_bytes, *store_max, *stopped;
     struct metric *rebuilds, *compacted, *lost;
     struct metric *link_events[2]; /* identity.linked events read back: applied, skipped */
-    struct metric_family *lag, *broker_up;
+    struct metric_family *lag, *broker_up, *record_ts;
+    struct metric *record_age;
 
     /* Published by the main loop for the probes on the HTTP thread. */
     atomic_int_fast64_t poll_ms;    /* monotonic ms of the last loop turn, 0 before the first */
@@ -116,6 +124,7 @@ static bool register_all(struct telemetry *t)
         [WAIT_MESSAGES] = "messages", [WAIT_ACKNOWLEDGEMENTS] = "acknowledgements"};
     static const char *const lag_labels[] = {"topic", "partition", "consumer_group"};
     static const char *const broker_label[] = {"broker"};
+    static const char *const ts_labels[] = {"topic", "partition"};
     static const char *const build_labels[] = {"version", "librdkafka_version"};
     static const char *const kinds[] = {"assign", "revoke", "lost"};
     const struct config *cfg = t->cfg;
@@ -140,6 +149,16 @@ static bool register_all(struct telemetry *t)
                        "Time to route one message and queue its outputs.", 0, NULL,
                        sizeof(latency_buckets) / sizeof(latency_buckets[0]), latency_buckets);
     ok &= f && (t->latency = metrics_child(f, NULL)) != NULL;
+    f = metrics_family(m, METRIC_HISTOGRAM, "crm_consumer_record_age_seconds",
+                       "Age of an input when its outputs are acknowledged: now minus its record "
+                       "timestamp (the latency a CRM user feels).",
+                       0, NULL, sizeof(age_buckets) / sizeof(age_buckets[0]), age_buckets);
+    ok &= f && (t->record_age = metrics_child(f, NULL)) != NULL;
+    t->record_ts = metrics_family(
+        m, METRIC_GAUGE, "crm_consumer_last_processed_record_timestamp_seconds",
+        "Record timestamp of the last input whose offset was stored, by partition (Unix time).", 2,
+        ts_labels, 0, NULL);
+    ok &= t->record_ts != NULL;
     t->lag = metrics_family(m, METRIC_GAUGE, "kafka_consumer_lag",
                             "Messages behind the partition's high watermark, from the offset "
                             "last stored (librdkafka's consumer_lag_stored).",
@@ -406,6 +425,22 @@ void telemetry_fatal(struct telemetry *t, const char *why)
         return;
     snprintf(t->fatal_why, sizeof(t->fatal_why), "%s", why);
     atomic_store(&t->fatal, true);
+}
+
+struct metric *telemetry_record_gauge(struct telemetry *t, const char *topic, int32_t partition)
+{
+    char num[16];
+    const char *v[] = {topic, num};
+
+    snprintf(num, sizeof(num), "%" PRId32, partition);
+    return metrics_child(t->record_ts, v);
+}
+
+void telemetry_record_done(struct telemetry *t, int64_t timestamp_ms, int64_t now_ms)
+{
+    if (timestamp_ms > 0)
+        metric_observe(t->record_age,
+                       now_ms > timestamp_ms ? (double)(now_ms - timestamp_ms) / 1000.0 : 0);
 }
 
 void telemetry_identities(struct telemetry *t, const struct identity_report *r)

@@ -88,6 +88,20 @@ void telemetry_commit(struct telemetry *t, bool ok);
 /* A rebalance callback. */
 void telemetry_rebalance(struct telemetry *t, enum rebalance_kind kind);
 
+/*
+ * The gauge of a partition's last processed record timestamp
+ * (crm_consumer_last_processed_record_timestamp_seconds{topic,partition});
+ * NULL when out of memory. Made once per partition, kept for the process.
+ */
+struct metric *telemetry_record_gauge(struct telemetry *t, const char *topic, int32_t partition);
+
+/*
+ * An input is done (its outputs acknowledged): its record timestamp,
+ * milliseconds since the epoch (<= 0: none), gives its age now, observed in
+ * crm_consumer_record_age_seconds. now_ms is the wall clock.
+ */
+void telemetry_record_done(struct telemetry *t, int64_t timestamp_ms, int64_t now_ms);
+
 /* The gauges the loop knows: assigned and paused partitions, messages in flight. */
 void telemetry_partitions(struct telemetry *t, int assigned, int paused, uint64_t in_flight);
 

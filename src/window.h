@@ -20,14 +20,15 @@ struct window_token {
     struct window *win; /* NULL once let go: its reports still come, then it is recycled */
     struct window_token *next;
     int64_t offset;
-    int pending;       /* reports still to come */
-    uint32_t trial;    /* the caller's tag (the breaker's trial number) */
-    bool failed;       /* an output failed, or the message could not be handled */
-    bool refused;      /* the broker refused an output for its size */
-    bool dead_letter;  /* its output is its dead letter */
-    bool backpressure; /* it failed only because the producer's queue was full */
-    int shrink;        /* what its dead letter left out (see deadletter.h) */
-    int err;           /* the first delivery error (an rd_kafka_resp_err_t), for the log */
+    int64_t timestamp_ms; /* the input's record timestamp (<= 0: none) */
+    int pending;          /* reports still to come */
+    uint32_t trial;       /* the caller's tag (the breaker's trial number) */
+    bool failed;          /* an output failed, or the message could not be handled */
+    bool refused;         /* the broker refused an output for its size */
+    bool dead_letter;     /* its output is its dead letter */
+    bool backpressure;    /* it failed only because the producer's queue was full */
+    int shrink;           /* what its dead letter left out (see deadletter.h) */
+    int err;              /* the first delivery error (an rd_kafka_resp_err_t), for the log */
 };
 
 struct window {

@@ -50,6 +50,12 @@ check "kafka_consumer_messages_consumed_total counts 200" \
     $tool wait-metric "$base/metrics" kafka_consumer_messages_consumed_total == 200 10
 check "lag drained: kafka_consumer_lag sums to 0" \
     $tool wait-metric "$base/metrics" kafka_consumer_lag == 0 10
+# Record age: each input done is observed, and each partition's last stored record has a time.
+check "record age: every input done is observed" \
+    $tool wait-metric "$base/metrics" crm_consumer_record_age_seconds_count '>=' 200 10
+check "record age: the last processed record timestamp of the 4 partitions is recent" \
+    $tool wait-metric "$base/metrics" crm_consumer_last_processed_record_timestamp_seconds '>=' \
+    "$(( ($(date +%s) - 3600) * 4 ))" 10
 if command -v promtool >/dev/null; then
     $py -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('$base/metrics').read().decode())" \
         > "$tmp/metrics.txt"
