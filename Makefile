@@ -70,7 +70,7 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
             src/publisher.c src/changelog.c src/linkstore.c src/links.c src/kafka.c \
             src/clock.c src/window.c src/deadletter.c src/offsets.c src/fetchwatch.c src/flow.c \
-            src/partitions.c src/procstat.c \
+            src/partitions.c src/procstat.c src/trace.c \
             src/metrics.c src/http.c \
             src/telemetry.c src/notify.c src/demo.c src/samples.c src/breaker.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \
@@ -78,7 +78,7 @@ LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.
 MAIN_SRCS := src/main.c
 TEST_NAMES := check_breaker check_config check_json check_router check_identity check_handlers check_metrics check_http \
               check_telemetry check_publisher check_demo check_consumer check_changelog \
-              check_linkstore check_links check_window check_flow
+              check_linkstore check_links check_window check_flow check_trace
 # Slow scenarios (make check-slow): every tests/slow/check_*.c is a Check binary, every
 # tests/slow/check_*.sh a shell test.
 SLOW_NAMES := $(patsubst tests/%.c,%,$(sort $(wildcard tests/slow/check_*.c)))
@@ -151,7 +151,7 @@ $(O)/cflags: FORCE
 check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster $(O)/tests/store_dump
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster DUMP_BIN=$(O)/tests/store_dump \
 	    tests/run-tests $(TEST_BINS) tests/check_cli.sh tests/check_daemon.sh \
-	    tests/check_e2e.sh tests/check_identities.sh tests/check_observe.sh \
+	    tests/check_e2e.sh tests/check_identities.sh tests/check_trace.sh tests/check_observe.sh \
 	    tests/check_unit.sh tests/check_install.sh
 
 check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so $(O)/bench/replay \

@@ -23,6 +23,7 @@
 #include "partitions.h"
 #include "publisher.h"
 #include "telemetry.h"
+#include "trace.h"
 #include "window.h"
 
 /* How long sending a refused message's outputs alone may wait for the queue to drain. */
@@ -43,6 +44,11 @@ struct consumer {
     struct fetchwatch *watch;
     struct emitter emitter;
     struct window_token *current; /* the message being routed, for emit() */
+    struct trace trace;           /* its W3C trace context, copied onto its outputs */
+    struct dead_log {
+        int64_t since; /* when the class's window began (monotonic ms), 0: none open */
+        uint64_t more; /* dead letters of the class not logged in it */
+    } dead_log[ERROR_CLASSES];
     rd_kafka_t *rk;
     rd_kafka_queue_t *closeq; /* events of a close in progress */
     rd_kafka_message_t **batch;
@@ -256,8 +262,8 @@ static int emit(struct emitter *e, enum output_topic topic, const void *key, siz
 {
     struct consumer *c =
         (struct consumer *)(void *)((char *)e - offsetof(struct consumer, emitter));
-    int rc =
-        publisher_send(c->pub, topic, key, key_len, value, len, NULL, timestamp_ms, c->current);
+    int rc = publisher_send(c->pub, topic, key, key_len, value, len, trace_headers(&c->trace),
+                            timestamp_ms, c->current);
 
     if (rc == 0)
         c->current->pending++;
@@ -624,6 +630,57 @@ static bool flow_allows(struct consumer *c)
     }
 }
 
+/*
+ * A flood of poison must not flood the journal: of each class, the first
+ * dead letter of a DEAD_LOG_WINDOW_MS window is logged, and the others are
+ * counted and said in one line when the window ends.
+ */
+#define DEAD_LOG_WINDOW_MS 10000
+
+static void dead_log_flush(struct consumer *c, int cls, int64_t now)
+{
+    struct dead_log *d = &c->dead_log[cls];
+
+    if (d->more > 0)
+        log_info("%" PRIu64 " more dead letter%s of class %s in the last %d s", d->more,
+                 d->more == 1 ? "" : "s", router_class_name((enum error_class)cls),
+                 DEAD_LOG_WINDOW_MS / 1000);
+    d->more = 0;
+    d->since = now;
+}
+
+static void log_dead_letter(struct consumer *c, const struct part *p, const rd_kafka_message_t *m,
+                            const struct route_result *res)
+{
+    int cls = (int)res->error_class;
+    struct dead_log *d = &c->dead_log[cls];
+    int64_t now = clock_mono_ms();
+
+    if (d->since && now - d->since < DEAD_LOG_WINDOW_MS) {
+        d->more++;
+        return;
+    }
+    dead_log_flush(c, cls, now);
+    log_info("%s [%" PRId32 "] offset %" PRId64 ": dead letter: %s: %s%s%s", p->topic, m->partition,
+             m->offset, router_class_name(res->error_class), res->reason,
+             c->trace.valid ? "; trace " : "", c->trace.valid ? c->trace.id : "");
+}
+
+/* The windows that ended with dead letters untold: tell them. */
+static void dead_log_tick(struct consumer *c)
+{
+    int64_t now = 0;
+
+    for (int cls = 0; cls < ERROR_CLASSES; cls++) {
+        if (c->dead_log[cls].more == 0)
+            continue;
+        if (now == 0)
+            now = clock_mono_ms();
+        if (now - c->dead_log[cls].since >= DEAD_LOG_WINDOW_MS)
+            dead_log_flush(c, cls, 0);
+    }
+}
+
 /* A message that can never be handled: its copy to the dead-letter topic is its output. */
 static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_message_t *m,
                         const struct route_result *res, struct window_token *t, int shrink)
@@ -654,8 +711,7 @@ static void dead_letter(struct consumer *c, struct part *p, const rd_kafka_messa
     t->pending++;
     c->stats.dead_letters++;
     telemetry_dead_letter(c->tm, res->error_class);
-    log_info("%s [%" PRId32 "] offset %" PRId64 ": dead letter: %s: %s", p->topic, m->partition,
-             m->offset, router_class_name(res->error_class), res->reason);
+    log_dead_letter(c, p, m, res);
 }
 
 /*
@@ -705,6 +761,7 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
     struct route_result res;
     enum message_status status;
     rd_kafka_timestamp_type_t tstype;
+    rd_kafka_headers_t *headers;
     int64_t start_ns, since;
     double seconds;
     bool probe;
@@ -736,6 +793,9 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
     t->trial = c->trial;
     t->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
     c->current = t;
+    if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        headers = NULL;
+    trace_read(headers, &c->trace);
 
     /* The clock is read once for both: this runs for every message (0 means "none runs"). */
     start_ns = (int64_t)clock_mono_ns();
@@ -767,8 +827,8 @@ static bool handle(struct consumer *c, rd_kafka_message_t *m)
         /* A full producer queue is backpressure (flow control), not a failing dependency. */
         t->backpressure = c->flow.queue_full;
         log_write(t->backpressure ? LOG_INFO : LOG_WARNING,
-                  "%s [%" PRId32 "] offset %" PRId64 ": %s", topic, m->partition, m->offset,
-                  res.reason);
+                  "%s [%" PRId32 "] offset %" PRId64 ": %s%s%s", topic, m->partition, m->offset,
+                  res.reason, c->trace.valid ? "; trace " : "", c->trace.valid ? c->trace.id : "");
         if (!t->backpressure)
             circuit_report(c, t, false);
         break;
@@ -868,6 +928,7 @@ int consumer_poll(struct consumer *c)
      * broker answers that the generation moved on, it gives the whole
      * assignment up as lost, after another member already took some of it.
      */
+    dead_log_tick(c);
     offsets_commit_idle(c->offsets,
                         c->idle && c->pool.in_flight == 0 && c->ps.n > 0 && !c->cooperative);
     sync_stats(c);

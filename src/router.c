@@ -153,6 +153,8 @@ const char *router_class_name(enum error_class cls)
         return "oversize";
     case ERROR_TRANSIENT:
         return "transient";
+    case ERROR_CLASSES:
+        break;
     }
     return "unknown";
 }

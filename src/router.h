@@ -27,6 +27,7 @@ enum error_class {
     ERROR_UNKNOWN_TYPE, /* "unknown_type": no handler for the type */
     ERROR_OVERSIZE,     /* "oversize": value longer than processing.max_message_bytes */
     ERROR_TRANSIENT,    /* "transient": a retryable failure (outputs not acknowledged) */
+    ERROR_CLASSES,      /* how many there are */
 };
 
 /* Where a message came from; handlers copy what they keep. */
