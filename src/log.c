@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* log.c -- levelled logging to stderr with <N> priority prefixes for journald. */
+/* log.c -- levelled logging to stderr: <N> priority prefixes for journald, plain on a terminal. */
 #include "log.h"
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /*
  * librdkafka calls our log callback from its own threads, so the threshold is
@@ -20,8 +24,27 @@ static const char *const level_names[] = {
     [LOG_INFO] = "info",   [LOG_DEBUG] = "debug",
 };
 
+/* Whether standard error is the journal: then each line starts with its <N> priority. */
+static bool journal;
+
+/*
+ * systemd sets JOURNAL_STREAM to the device and inode of the stream it
+ * connected to the journal; standard error is that stream only if they
+ * match (a child whose stderr was redirected inherits the variable too).
+ */
+static bool stderr_is_journal(void)
+{
+    const char *v = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    return v && sscanf(v, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+           (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 void log_init(int level)
 {
+    journal = stderr_is_journal();
     log_set_level(level);
 }
 
@@ -59,7 +82,13 @@ void log_vwrite(int prio, const char *fmt, va_list ap)
 
     if (prio > atomic_load(&threshold))
         return;
-    n = snprintf(line, cap, "<%d>", prio);
+    /* On a terminal or in a file the level is written out where it matters. */
+    if (journal)
+        n = snprintf(line, cap, "<%d>", prio);
+    else if (prio <= LOG_WARNING)
+        n = snprintf(line, cap, "%s: ", level_names[prio < LOG_EMERG ? LOG_EMERG : prio]);
+    else
+        n = 0;
     m = vsnprintf(line + n, cap - (size_t)n, fmt, ap);
     if (m < 0)
         return;

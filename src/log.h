@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* log.h -- levelled logging to stderr with <N> priority prefixes for journald. */
+/* log.h -- levelled logging to stderr: <N> priority prefixes for journald, plain on a terminal. */
 #ifndef CRM_LOG_H
 #define CRM_LOG_H
 
