@@ -16,6 +16,15 @@ void breaker_init(struct breaker *b, int threshold, int64_t open_ms)
     };
 }
 
+void breaker_configure(struct breaker *b, int threshold, int64_t open_ms)
+{
+    b->threshold = threshold > 0 ? threshold : 1;
+    b->base_ms = open_ms;
+    b->max_ms = open_ms > BREAKER_MAX_MS ? open_ms : BREAKER_MAX_MS;
+    if (b->state == BREAKER_CLOSED || b->timeout_ms < open_ms)
+        b->timeout_ms = open_ms;
+}
+
 static void trip(struct breaker *b, int64_t now)
 {
     b->state = BREAKER_OPEN;

@@ -36,6 +36,12 @@ struct breaker {
  */
 void breaker_init(struct breaker *b, int threshold, int64_t open_ms);
 
+/*
+ * New settings for a running breaker (a reload): its state and counts stay;
+ * the next open period is open_ms unless failed trials have lengthened it.
+ */
+void breaker_configure(struct breaker *b, int threshold, int64_t open_ms);
+
 /* A message went through. Closes a half-open breaker; returns true if it did. */
 bool breaker_success(struct breaker *b);
 

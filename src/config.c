@@ -1344,6 +1344,95 @@ int config_max_poll_interval_ms(const struct config *cfg)
     return ms > 0 && ms <= 86400000 ? (int)ms : 300000;
 }
 
+/* Settings a running daemon takes at once on SIGHUP; the others need a restart. */
+static bool reloadable(const struct field *f)
+{
+    return strcmp(f->section, "log") == 0 || strcmp(f->section, "responses") == 0 ||
+           strcmp(f->section, "retry") == 0 || strcmp(f->section, "circuit_breaker") == 0;
+}
+
+static bool same_properties(const struct config *a, const struct config *b)
+{
+    if (a->kafka.nproperties != b->kafka.nproperties)
+        return false;
+    for (size_t i = 0; i < a->kafka.nproperties; i++)
+        if (strcmp(a->kafka.properties[i].name, b->kafka.properties[i].name) != 0 ||
+            strcmp(a->kafka.properties[i].value, b->kafka.properties[i].value) != 0)
+            return false;
+    return true;
+}
+
+static bool same_field(const struct field *f, const struct config *a, const struct config *b)
+{
+    const void *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
+
+    switch (f->kind) {
+    case F_INT:
+    case F_CHOICE_INT:
+    case F_LEVEL:
+        return *(const int *)pa == *(const int *)pb;
+    case F_TOPICS:
+        if (a->kafka.ntopics != b->kafka.ntopics)
+            return false;
+        for (size_t i = 0; i < a->kafka.ntopics; i++)
+            if (strcmp(a->kafka.topics[i], b->kafka.topics[i]) != 0)
+                return false;
+        return true;
+    case F_PROPERTIES:
+        return same_properties(a, b);
+    default:
+        return strcmp(*(char *const *)pa, *(char *const *)pb) == 0;
+    }
+}
+
+int config_reload(struct config *cfg, struct config *fresh, char *restart, size_t len)
+{
+    size_t used = 0;
+    int applied = 0;
+    bool props_told = false;
+
+    if (len > 0)
+        restart[0] = '\0';
+    for (size_t i = 0; i < NFIELDS; i++) {
+        const struct field *f = &fields[i];
+        char *pa = (char *)cfg + f->off, *pb = (char *)fresh + f->off;
+
+        if (same_field(f, cfg, fresh))
+            continue;
+        if (reloadable(f)) {
+            /* Swapped, so that fresh frees the old value with itself. */
+            if (f->kind == F_INT || f->kind == F_CHOICE_INT || f->kind == F_LEVEL) {
+                int v = *(int *)(void *)pa;
+
+                *(int *)(void *)pa = *(int *)(void *)pb;
+                *(int *)(void *)pb = v;
+            } else {
+                char *v = *(char **)(void *)pa;
+
+                *(char **)(void *)pa = *(char **)(void *)pb;
+                *(char **)(void *)pb = v;
+            }
+            applied++;
+            continue;
+        }
+        /* Both kinds of kafka.properties live in one list: name it once. */
+        if (f->kind == F_PROPERTIES) {
+            if (props_told)
+                continue;
+            props_told = true;
+        }
+        if (len > used) {
+            int n = snprintf(restart + used, len - used, "%s%s.%s", used ? ", " : "", f->section,
+                             f->kind == F_PROPERTIES ? "properties" : f->name);
+
+            used += n > 0 ? (size_t)n : 0;
+            if (used >= len)
+                used = len - 1;
+        }
+    }
+    return applied;
+}
+
 struct config *config_free(struct config *cfg)
 {
     if (!cfg)

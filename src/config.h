@@ -112,6 +112,15 @@ const char *config_property(const struct config *cfg, const char *name);
 /* max.poll.interval.ms as librdkafka will use it: the property, or its default 300000. */
 int config_max_poll_interval_ms(const struct config *cfg);
 
+/*
+ * SIGHUP: take from fresh what a running daemon may change at once --
+ * log.level, the response templates, the retry and circuit_breaker settings
+ * -- into cfg (fresh gets cfg's old values, freed with it). The other
+ * settings that differ are named in restart ("section.name, ..."; "" when
+ * none): they take effect at the next start. Returns how many were taken.
+ */
+int config_reload(struct config *cfg, struct config *fresh, char *restart, size_t len);
+
 /* Free a config; takes NULL; returns NULL. */
 struct config *config_free(struct config *cfg);
 

@@ -864,6 +864,12 @@ static void sync_stats(struct consumer *c)
     count_paused(c);
 }
 
+void consumer_reconfigure(struct consumer *c)
+{
+    breaker_configure(&c->breaker, c->cfg->circuit_breaker.failure_threshold,
+                      (int64_t)c->cfg->circuit_breaker.open_timeout_s * 1000);
+}
+
 void consumer_hold(struct consumer *c, bool hold)
 {
     if (c->ps.hold_caller == hold)

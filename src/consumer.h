@@ -72,6 +72,9 @@ int consumer_poll(struct consumer *c);
  */
 void consumer_hold(struct consumer *c, bool hold);
 
+/* The configuration was reloaded: take the circuit breaker's new settings. */
+void consumer_reconfigure(struct consumer *c);
+
 /*
  * Graceful shutdown: wait for the outputs in flight, store and commit
  * synchronously, then leave the group with rd_kafka_consumer_close(), the

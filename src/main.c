@@ -111,11 +111,16 @@ static struct config *load_config(const char *path, int prefixed, int *status)
     return NULL;
 }
 
-/* SIGHUP: re-read the file; apply what can change at run time, keep the rest. */
-static void reload(const char *path)
+/*
+ * SIGHUP: re-read the whole file. A file with errors changes nothing (each
+ * error is logged as file:line). Otherwise the settings that can change
+ * safely take effect at once, and the others that differ are named.
+ */
+static void reload(const char *path, struct config *cfg, struct consumer *c)
 {
-    int status;
+    char restart[1024];
     struct config *fresh;
+    int status, applied;
 
     notify_reloading();
     fresh = load_config(path, 1, &status);
@@ -123,10 +128,17 @@ static void reload(const char *path)
         log_warnx("reload: %s has errors; keeping the running configuration", path);
         return;
     }
-    log_set_level(fresh->log.level);
-    log_notice("reload: log level is %s; other settings take effect at restart",
-               log_level_name(fresh->log.level));
+    applied = config_reload(cfg, fresh, restart, sizeof(restart));
     config_free(fresh);
+    log_set_level(cfg->log.level);
+    if (c)
+        consumer_reconfigure(c);
+    log_notice("reload: %d setting%s changed (log, responses, retry and circuit_breaker take "
+               "effect now); log level is %s",
+               applied, applied == 1 ? "" : "s", log_level_name(cfg->log.level));
+    if (restart[0])
+        log_warnx("reload: these differ from the running configuration and need a restart: %s",
+                  restart);
 }
 
 /* How often systemd's STATUS= line is refreshed. */
@@ -350,7 +362,7 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
         }
         if (reload_requested) {
             reload_requested = 0;
-            reload(path);
+            reload(path, cfg, c);
             status_line(tm, changelog, line, sizeof(line));
             notify_ready(line);
         }

@@ -786,12 +786,59 @@ static void remove_tmpdir(void)
         perror(tmpdir);
 }
 
+/* A reload takes the settings a running daemon may change, and names the others. */
+START_TEST(test_reload)
+{
+    struct config_errors errs = {0};
+    struct config *cfg, *fresh;
+    char *path, restart[256];
+
+    ck_assert_int_eq(load_text(BROKERS "log = { level = \"info\"; };\n", &path, &cfg, &errs), 0);
+    free(path);
+    ck_assert_int_eq(load_text("kafka = { brokers = \"b:9092\"; group_id = \"other\"; "
+                               "properties = { session_timeout_ms = 7000; }; };\n"
+                               "log = { level = \"debug\"; };\n"
+                               "responses = { email = \"Hi {name}\"; };\n"
+                               "retry = { max_attempts = 9; };\n"
+                               "circuit_breaker = { open_timeout_s = 5; };\n"
+                               "processing = { batch_size = 7; };\n",
+                               &path, &fresh, &errs),
+                     0);
+    free(path);
+    ck_assert_int_eq(config_reload(cfg, fresh, restart, sizeof(restart)), 4);
+    ck_assert_int_eq(cfg->log.level, LOG_DEBUG);
+    ck_assert_str_eq(cfg->responses.email, "Hi {name}");
+    ck_assert_int_eq(cfg->retry.max_attempts, 9);
+    ck_assert_int_eq(cfg->circuit_breaker.open_timeout_s, 5);
+    /* Not taken: named, and the running values stay. */
+    ck_assert_str_eq(restart, "kafka.group_id, kafka.properties, processing.batch_size");
+    ck_assert_str_eq(cfg->kafka.group_id, "crm-consumer");
+    ck_assert_int_eq(cfg->processing.batch_size, 500);
+    /* fresh holds the old values now, freed with it. */
+    ck_assert_int_eq(fresh->log.level, LOG_INFO);
+    config_free(fresh);
+    /* The same file again: nothing to take, nothing to name. */
+    ck_assert_int_eq(load_text(BROKERS "log = { level = \"debug\"; };\n"
+                                       "responses = { email = \"Hi {name}\"; };\n"
+                                       "retry = { max_attempts = 9; };\n"
+                                       "circuit_breaker = { open_timeout_s = 5; };\n",
+                               &path, &fresh, &errs),
+                     0);
+    free(path);
+    ck_assert_int_eq(config_reload(cfg, fresh, restart, sizeof(restart)), 0);
+    ck_assert_str_eq(restart, "");
+    config_free(fresh);
+    config_free(cfg);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
 
     tcase_add_test(tc, test_shipped_example);
+    tcase_add_test(tc, test_reload);
     tcase_add_test(tc, test_minimal_gives_defaults);
     tcase_add_test(tc, test_new_defaults);
     tcase_add_test(tc, test_values_stored);

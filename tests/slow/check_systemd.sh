@@ -221,7 +221,7 @@ echo "#   $(prop StatusText)"
 in_root systemctl reload "$unit"
 check "systemctl reload: still active, same process" running_as "$pid"
 check "systemctl reload: the daemon re-read its file" \
-    wait_until 10 journal_has 'reload: log level is info'
+    wait_until 10 journal_has 'reload: [0-9]* settings* changed .*log level is info'
 # A broken file: the reload is refused with a warning, and the daemon keeps running.
 cp "$tmp/root/etc/crm-consumer.conf" "$tmp/good.conf"
 echo 'kafka = { brokers = 1; };' > "$tmp/root/etc/crm-consumer.conf"
