@@ -72,17 +72,17 @@ static int load(const char *addr, const char *topic, unsigned n)
                        "{\"event\":\"identity.linked\",\"customer_id\":\"%s\",\"email\":\"%s\","
                        "\"phone\":\"%s\"}",
                        id, email, phone);
-        while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                 RD_KAFKA_V_KEY(phone, strlen(phone)),
+        while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(phone, strlen(phone)),
                                  RD_KAFKA_V_VALUE(value, (size_t)len),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 10);
         rd_kafka_poll(rk, 0);
     }
     rd_kafka_flush(rk, 120000);
     if (rd_kafka_outq_len(rk) > 0 || failed) {
-        fprintf(stderr, "links: %lu not delivered\n", failed + (unsigned long)rd_kafka_outq_len(rk));
+        fprintf(stderr, "links: %lu not delivered\n",
+                failed + (unsigned long)rd_kafka_outq_len(rk));
         rd_kafka_destroy(rk);
         return 1;
     }
@@ -94,7 +94,8 @@ static int load(const char *addr, const char *topic, unsigned n)
 static int lookup(const char *dir, unsigned n)
 {
     char note[256], err[512], phone[32], id[IDENTITY_ID_LEN + 1];
-    struct linkstore *s = linkstore_open(dir, (size_t)1 << 30, note, sizeof(note), err, sizeof(err));
+    struct linkstore *s =
+        linkstore_open(dir, (size_t)1 << 30, note, sizeof(note), err, sizeof(err));
     struct links *l = s ? links_new(s) : NULL;
     unsigned found = 0, count;
     double t0, hit_ns, miss_ns;
