@@ -72,7 +72,7 @@ LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.
             src/clock.c src/window.c src/deadletter.c src/offsets.c src/fetchwatch.c src/flow.c \
             src/partitions.c src/procstat.c src/trace.c \
             src/metrics.c src/http.c \
-            src/telemetry.c src/notify.c src/demo.c src/samples.c src/breaker.c \
+            src/telemetry.c src/notify.c src/demo.c src/demoview.c src/samples.c src/breaker.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \
             src/handlers/form.c
 MAIN_SRCS := src/main.c

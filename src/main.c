@@ -16,6 +16,7 @@
 #include "changelog.h"
 #include "config.h"
 #include "demo.h"
+#include "demoview.h"
 #include "consumer.h"
 #include "handlers/handlers.h"
 #include "kafka.h"
@@ -162,18 +163,6 @@ static void status_line(struct telemetry *tm, struct changelog *cl, char *line, 
     }
 }
 
-/* The demo's live line: what was produced, what the daemon made of it. */
-static void demo_line(struct demo *demo, struct telemetry *tm, bool tty)
-{
-    char line[256];
-
-    telemetry_status(tm, line, sizeof(line));
-    printf("%sdemo: %llu produced (%llu poison pills) | %s%s", tty ? "\r\033[K" : "",
-           (unsigned long long)demo_produced(demo), (unsigned long long)demo_poison(demo), line,
-           tty ? "" : "\n");
-    fflush(stdout);
-}
-
 /* The identity store's state into the metrics and /ready. */
 static void report_identities(struct telemetry *tm, struct changelog *cl, struct links *links,
                               struct linkstore *store)
@@ -244,7 +233,8 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
     struct consumer *c = NULL;
     struct http *http = NULL;
     struct http_routes routes;
-    time_t last_status = 0, last_demo = 0;
+    time_t last_status = 0;
+    struct demoview *view = NULL;
     uint64_t links_applied = 0, links_skipped = 0; /* already added to the metrics */
     bool tty = isatty(STDOUT_FILENO), held = false;
     char line[256];
@@ -309,12 +299,19 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
                CRM_VERSION, rd_kafka_version_str(), cfg->kafka.group_id, cfg->kafka.ntopics,
                cfg->kafka.ntopics == 1 ? "" : "s", cfg->kafka.brokers, cfg->http.listen);
     notify_ready("restoring identity links");
-    if (demo)
+    if (demo) {
         printf("demo: embedded Kafka at %s (try: kcat -b %s -C -t %s)\n"
                "demo: http://%s/metrics  http://%s/health  http://%s/ready\n"
-               "demo: Ctrl-C stops it\n",
+               "demo: Ctrl-C stops it%s\n\n",
                demo_bootstraps(demo), demo_bootstraps(demo), cfg->output.tickets_topic,
-               cfg->http.listen, cfg->http.listen, cfg->http.listen);
+               cfg->http.listen, cfg->http.listen, cfg->http.listen,
+               tty ? "; the log shows warnings only here (redirect standard output to see it all)"
+                   : "");
+        /* On a terminal the view is the show: only what needs attention is logged. */
+        if (tty && log_get_level() > LOG_WARNING)
+            log_set_level(LOG_WARNING);
+        view = demoview_new(demo_bootstraps(demo), cfg, tty);
+    }
 
     while (!quit_signal) {
         if (!c) {
@@ -356,10 +353,8 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
             status_line(tm, changelog, line, sizeof(line));
             notify_status(line);
         }
-        if (demo && time(NULL) - last_demo >= (tty ? 1 : 5)) {
-            last_demo = time(NULL);
-            demo_line(demo, tm, tty);
-        }
+        if (view)
+            demoview_tick(view, demo, tm);
         if (reload_requested) {
             reload_requested = 0;
             reload(path, cfg, c);
@@ -368,8 +363,7 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
         }
     }
     notify_stopping();
-    if (demo && tty)
-        printf("\n");
+    view = demoview_free(view);
     if (quit_signal)
         log_notice("%s: finishing the batch, flushing outputs, committing and leaving the group",
                    strsignal(quit_signal));

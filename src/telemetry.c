@@ -657,6 +657,19 @@ bool telemetry_ready(void *opaque, char *body, size_t len)
     return ok;
 }
 
+void telemetry_view(struct telemetry *t, struct telemetry_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    for (size_t i = 0; i < t->ntopics * MESSAGE_STATUSES; i++)
+        v->consumed += metric_value(t->consumed[i]);
+    for (int o = 0; o < OUTPUT_TOPICS; o++)
+        v->acked[o] = metric_value(t->outputs[o][1]);
+    for (int c = ERROR_PARSE; c <= ERROR_OVERSIZE; c++)
+        v->dead[c] = metric_value(t->dead[c]);
+    v->links = metric_value(t->links);
+    v->lag = atomic_load(&t->total_lag);
+}
+
 void telemetry_status(struct telemetry *t, char *buf, size_t len)
 {
     int64_t now = clock_mono_ms(), lag = atomic_load(&t->total_lag);

@@ -154,6 +154,18 @@ bool telemetry_health(void *t, char *body, size_t len);
  */
 bool telemetry_ready(void *t, char *body, size_t len);
 
+/* What the demo's live view shows: counts since the start, and the state now. */
+struct telemetry_view {
+    double consumed;             /* messages routed */
+    double acked[OUTPUT_TOPICS]; /* outputs acknowledged, by topic */
+    double dead[ERROR_CLASSES];  /* dead letters, by class */
+    double links;                /* links in the identity store */
+    int64_t lag;                 /* -1: unknown */
+};
+
+/* Fill v from the metrics (main loop). */
+void telemetry_view(struct telemetry *t, struct telemetry_view *v);
+
 /* One line for systemd's STATUS=: rate, lag, state. */
 void telemetry_status(struct telemetry *t, char *buf, size_t len);
 
