@@ -86,6 +86,12 @@ static void remove_files(const char *dir)
     unlink(path);
 }
 
+void linkstore_remove(const char *dir)
+{
+    remove_files(dir);
+    rmdir(dir);
+}
+
 /* Errors that mean the file is not a store this LMDB can read: replace it. */
 static bool unreadable(int rc)
 {

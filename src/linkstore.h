@@ -88,6 +88,9 @@ uint64_t linkstore_max_bytes(const struct linkstore *s);
 /* Close; takes NULL; returns NULL. An open transaction is aborted. */
 struct linkstore *linkstore_close(struct linkstore *s);
 
+/* Remove a closed store: its LMDB files, then the directory if that leaves it empty. */
+void linkstore_remove(const char *dir);
+
 /*
  * Whether `dir` could hold a store: an existing directory we may write in,
  * or a missing one whose nearest existing ancestor is such a directory.

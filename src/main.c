@@ -419,18 +419,6 @@ static int demo_store(struct config *cfg, char *dir, size_t len)
     return 0;
 }
 
-/* Remove a store made by demo_store(): its two LMDB files and the directory. */
-static void remove_store(const char *dir)
-{
-    char path[512];
-
-    snprintf(path, sizeof(path), "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -530,7 +518,7 @@ int main(int argc, char **argv)
         demo = demo_start(cfg, demo_rate, err, sizeof(err));
         if (!demo) {
             log_errx("demo: %s", err);
-            remove_store(demo_dir);
+            linkstore_remove(demo_dir);
             config_free(cfg);
             return EX_UNAVAILABLE;
         }
@@ -538,7 +526,7 @@ int main(int argc, char **argv)
     status = run(path, cfg, demo);
     demo_stop(demo);
     if (want_demo)
-        remove_store(demo_dir);
+        linkstore_remove(demo_dir);
     config_free(cfg);
     return status;
 }

@@ -26,20 +26,10 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from e2e_tool import customer_id
+
 INBOUND = "crm.inbound"
 IDENTITIES = "crm.identities"
-
-
-def fnv1a64(data):
-    h = 0xcbf29ce484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-def customer_id(kind, canonical):
-    return "cus_%016x" % fnv1a64(("%s:%s" % (kind, canonical)).encode())
 
 
 def phone(tag, i):

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../clock.h"
 #include "../json.h"
 #include "../jsonbuf.h"
 #include "handlers.h"
@@ -50,9 +51,7 @@ struct handlers {
     struct handler_stats stats;
     /* one per output of a message (ticket, response, identity); reused, so they rarely grow */
     struct jsonbuf bufs[3];
-    int64_t time_sec; /* the second whose text time_text holds, when time_len > 0 */
-    size_t time_len;
-    char time_text[48]; /* "YYYY-MM-DDTHH:MM:SS." of time_sec */
+    struct clock_iso8601 iso; /* created_at's writer, which keeps the current second's text */
 };
 
 /*

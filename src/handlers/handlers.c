@@ -9,20 +9,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "../clock.h"
 #include "../json.h"
 #include "fields.h"
 
 /* What {name} and {subject} become when the message has none (or an empty one). */
 #define NO_NAME    "there"
 #define NO_SUBJECT "(no subject)"
-
-static int64_t real_clock_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct handlers *handlers_new(const struct config *cfg, struct links *links,
                               int64_t (*clock_ms)(void))
@@ -33,7 +26,7 @@ struct handlers *handlers_new(const struct config *cfg, struct links *links,
         return NULL;
     h->cfg = cfg;
     h->links = links;
-    h->clock_ms = clock_ms != NULL ? clock_ms : real_clock_ms;
+    h->clock_ms = clock_ms != NULL ? clock_ms : clock_real_ms;
     for (size_t i = 0; i < sizeof(h->bufs) / sizeof(h->bufs[0]); i++)
         jsonbuf_init(&h->bufs[i]);
     return h;
@@ -153,48 +146,6 @@ enum outcome fields_check(const cJSON *obj, const char *prefix, const struct fie
         found[i] = json_is(item, cJSON_NULL) ? NULL : item;
     }
     return OUTCOME_OK;
-}
-
-/*
- * ms since the epoch as RFC 3339 UTC with milliseconds,
- * "2026-11-28T12:00:00.123Z". Returns false when the time cannot be
- * broken down (a clock beyond gmtime's years). The text up to the second
- * is kept in h and rebuilt only when the second changes: every output of
- * a busy second shares it, and breaking a time down is not cheap.
- */
-static bool format_time(struct handlers *h, int64_t ms, char *out, size_t outlen)
-{
-    /* Floor division, so that times before 1970 still get 0..999 milliseconds. */
-    int64_t sec = ms / 1000, milli = ms % 1000;
-
-    if (milli < 0) {
-        milli += 1000;
-        sec--;
-    }
-    if (h->time_len == 0 || h->time_sec != sec) {
-        time_t t = (time_t)sec;
-        struct tm tm;
-
-        h->time_len = 0;
-        if (gmtime_r(&t, &tm) == NULL)
-            return false;
-        int n = snprintf(h->time_text, sizeof(h->time_text), "%04d-%02d-%02dT%02d:%02d:%02d.",
-                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                         tm.tm_sec);
-        if (n <= 0 || (size_t)n >= sizeof(h->time_text))
-            return false;
-        h->time_sec = sec;
-        h->time_len = (size_t)n;
-    }
-    /* The second's text, then the milliseconds as %03d and the Z. */
-    if (h->time_len + sizeof("123Z") > outlen)
-        return false;
-    memcpy(out, h->time_text, h->time_len);
-    out[h->time_len] = (char)('0' + milli / 100);
-    out[h->time_len + 1] = (char)('0' + milli / 10 % 10);
-    out[h->time_len + 2] = (char)('0' + milli % 10);
-    memcpy(out + h->time_len + 3, "Z", sizeof("Z"));
-    return true;
 }
 
 /* ,"source":{...}: where the input came from, so every output can be traced back to it. */
@@ -403,7 +354,7 @@ enum outcome handlers_emit_ticket(struct handlers *h, const struct ticket *t,
      * created_at says (a clock before 1970 leaves it to the producer).
      */
     int64_t now = h->clock_ms(), stamp = now > 0 ? now : 0;
-    if (!format_time(h, now, created_at, sizeof(created_at)))
+    if (!clock_iso8601(&h->iso, now, created_at, sizeof(created_at)))
         return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT,
                            "cannot format the clock as a UTC time");
 
