@@ -76,6 +76,41 @@ status() {
     fi
 }
 
+# Only regular files are read, and the file with its includes is bounded: nothing blocks or
+# takes long. Without the checks, a FIFO blocked for ever and a large include parsed for seconds.
+mkfifo "$tmp/fifo"
+status "-c names a FIFO: refused at once, exit 66" 66 \
+    "^$tmp/fifo: cannot read: not a regular file but a FIFO; name the configuration file\$" -- \
+    timeout 10 $bin -t -c "$tmp/fifo"
+printf 'kafka = { brokers = "localhost:9092"; };\n@include "%s"\n' "$tmp/fifo" > "$tmp/fifo.conf"
+status "@include of a FIFO: refused at once, exit 78" 78 \
+    "^$tmp/fifo.conf:2: syntax error: cannot include \"$tmp/fifo\": not a regular file but a FIFO\$" \
+    -- timeout 10 $bin -t -c "$tmp/fifo.conf"
+printf 'kafka = { brokers = "localhost:9092"; };\n@include "/dev/zero"\n' > "$tmp/zero.conf"
+status "@include of a device: refused, exit 78" 78 \
+    'zero.conf:2: syntax error: cannot include "/dev/zero": not a regular file but a character device$' \
+    -- timeout 10 $bin -t -c "$tmp/zero.conf"
+# 700 KB each: either file alone is allowed, both together are over 1 MiB.
+yes '# a comment line that pads the file out to its size, seventy-two bytes.' | head -n 9700 \
+    > "$tmp/pad.conf"
+printf 'kafka = { brokers = "localhost:9092"; };\n@include "%s"\n' "$tmp/pad.conf" > "$tmp/one.conf"
+echo "configuration OK" > "$tmp/one.out"
+expect "@include of a 700 KB file: allowed" 0 "$tmp/one.out" -- timeout 10 $bin -t -c "$tmp/one.conf"
+printf '@include "%s"\n' "$tmp/pad.conf" >> "$tmp/one.conf"
+status "two 700 KB includes: over 1 MiB together, exit 78" 78 \
+    "^$tmp/one.conf:3: syntax error: cannot include \"$tmp/pad.conf\": the file and its includes together would be over 1048576 bytes, so not a configuration\$" \
+    -- timeout 10 $bin -t -c "$tmp/one.conf"
+{
+    echo 'kafka = { brokers = "localhost:9092"; };'
+    echo 'processing = {'
+    seq 1 5000 | sed 's/.*/  x& = &;/'
+    echo '};'
+} > "$tmp/many.inc"
+printf 'log = { level = "info"; };\n@include "%s"\n' "$tmp/many.inc" > "$tmp/many.conf"
+status "5000 settings in an include: over 4096, exit 78" 78 \
+    "^$tmp/many.conf: cannot read: over 4096 settings in the file and its includes together, so not a configuration\$" \
+    -- timeout 10 $bin -t -c "$tmp/many.conf"
+
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     cp conf/crm-consumer.conf "$tmp/private.conf"
     chmod 600 "$tmp/private.conf"
