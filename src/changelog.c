@@ -49,6 +49,23 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+rd_kafka_conf_t *changelog_conf_new(const struct config *cfg, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, RD_KAFKA_CONSUMER, err, errlen);
+
+    /*
+     * No group membership: every instance reads every partition, by assign(),
+     * and commits nothing. librdkafka 2.0 still wants a group.id for assign().
+     */
+    if (conf && (kafka_conf_set(conf, "group.id", "crm-consumerd.identities", err, errlen) < 0 ||
+                 kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) < 0 ||
+                 kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen) < 0)) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
+    }
+    return conf;
+}
+
 struct changelog *changelog_new(const struct config *cfg, struct identity_links *links, char *err,
                                 size_t errlen)
 {
@@ -66,17 +83,7 @@ struct changelog *changelog_new(const struct config *cfg, struct identity_links 
         free(cl);
         return NULL;
     }
-    conf = kafka_conf_new(cfg, RD_KAFKA_CONSUMER, err, errlen);
-    /*
-     * No group membership: every instance reads every partition, by assign(),
-     * and commits nothing. librdkafka 2.0 still wants a group.id for assign().
-     */
-    if (conf && (kafka_conf_set(conf, "group.id", "crm-consumerd.identities", err, errlen) < 0 ||
-                 kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) < 0 ||
-                 kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen) < 0)) {
-        rd_kafka_conf_destroy(conf);
-        conf = NULL;
-    }
+    conf = changelog_conf_new(cfg, err, errlen);
     if (!conf) {
         arena_fini(&cl->arena);
         free(cl);

@@ -6,10 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "config.h"
 #include "identity.h"
 
 struct changelog;
+
+/*
+ * The reader's librdkafka configuration, as changelog_new() makes it. NULL
+ * with a reason in err.
+ */
+rd_kafka_conf_t *changelog_conf_new(const struct config *cfg, char *err, size_t errlen);
 
 /*
  * A reader of output.identities_topic (every partition, from the beginning,
