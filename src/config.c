@@ -159,20 +159,35 @@ static const char *const sections[] = {
 static const char *const placeholders[] = {"name",        "ticket_id", "subject",
                                            "customer_id", "channel",   NULL};
 
-/* librdkafka properties the daemon sets itself, and where the operator sets them instead. */
+/*
+ * librdkafka properties the daemon sets itself, and where the operator sets
+ * them instead; or, for its guarantees, why it sets them and the one value
+ * it accepts, if any (a silent override would hide a mistake).
+ */
 static const struct {
     const char *name;
-    const char *use; /* NULL: managed internally, no setting */
+    const char *use;  /* the setting to use instead, or NULL */
+    const char *why;  /* with use NULL: why the daemon sets it; NULL: at-least-once delivery */
+    const char *only; /* the value accepted, as librdkafka reads it back; NULL: none */
 } reserved[] = {
-    {"bootstrap.servers", "kafka.brokers"},
-    {"metadata.broker.list", "kafka.brokers"},
-    {"group.id", "kafka.group_id"},
-    {"client.id", "kafka.client_id"},
-    {"auto.offset.reset", "kafka.auto_offset_reset"},
-    {"enable.auto.offset.store", NULL},
-    {"enable.auto.commit", NULL},
+    {"bootstrap.servers", "kafka.brokers", NULL, NULL},
+    {"metadata.broker.list", "kafka.brokers", NULL, NULL},
+    {"group.id", "kafka.group_id", NULL, NULL},
+    {"client.id", "kafka.client_id", NULL, NULL},
+    {"auto.offset.reset", "kafka.auto_offset_reset", NULL, NULL},
+    {"enable.auto.offset.store", NULL, NULL, NULL},
+    {"enable.auto.commit", NULL, NULL, NULL},
     /* The legacy alias of enable.auto.commit would otherwise be a way around it. */
-    {"auto.commit.enable", NULL},
+    {"auto.commit.enable", NULL, NULL, NULL},
+    {"enable.idempotence", NULL,
+     "the producer is idempotent, so that its retries neither duplicate nor reorder outputs",
+     "true"},
+    {"enable.partition.eof", NULL,
+     "the reader of output.identities_topic needs it to know when it has read every link", "true"},
+    {"transactional.id", NULL,
+     "the producer is idempotent, not transactional, and librdkafka refuses every output of a "
+     "transactional producer sent outside a transaction",
+     NULL},
 };
 
 struct diag {
@@ -786,7 +801,8 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
                            bool secret)
 {
     const char *cname = config_setting_name(s);
-    char *setting = NULL, *name = NULL, *value = NULL, *lit;
+    char *setting = NULL, *name = NULL, *value = NULL, *file = NULL, *lit;
+    size_t only = SIZE_MAX; /* the row of reserved[] whose value is checked */
     char errstr[1024];
     int type = config_setting_type(s);
     struct config_property *props;
@@ -818,8 +834,14 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
         if (strcmp(name, reserved[i].name) != 0)
             continue;
+        if (reserved[i].only) {
+            only = i;
+            continue;
+        }
         if (reserved[i].use)
             report(c, s, setting, "set by crm-consumerd; use %s", reserved[i].use);
+        else if (reserved[i].why)
+            report(c, s, setting, "not allowed: %s; remove it", reserved[i].why);
         else
             report(c, s, setting, "managed by crm-consumerd for at-least-once delivery; remove it");
         goto out;
@@ -862,6 +884,22 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
             report(c, s, setting, "librdkafka: %s%s", errstr, cut ? "..." : "");
         goto out;
     }
+    if (only != SIZE_MAX) {
+        char got[64];
+        size_t len = sizeof(got);
+
+        if (rd_kafka_conf_get(scratch, name, got, &len) != RD_KAFKA_CONF_OK ||
+            strcmp(got, reserved[only].only) != 0) {
+            report(c, s, setting, "must be %s, as crm-consumerd sets it: %s", reserved[only].only,
+                   reserved[only].why);
+            goto out;
+        }
+    }
+    if (asprintf(&file, "%s", file_of(c, s)) < 0) {
+        file = NULL;
+        c->oom = true;
+        goto out;
+    }
     props = realloc(c->cfg->kafka.properties,
                     (c->cfg->kafka.nproperties + 1) * sizeof(*c->cfg->kafka.properties));
     if (!props) {
@@ -869,13 +907,14 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
         goto out;
     }
     c->cfg->kafka.properties = props;
-    props[c->cfg->kafka.nproperties++] =
-        (struct config_property){.name = name, .value = value, .line = line_of(s)};
-    name = value = NULL;
+    props[c->cfg->kafka.nproperties++] = (struct config_property){
+        .name = name, .value = value, .line = line_of(s), .file = file, .secret = secret};
+    name = value = file = NULL;
 out:
     free(setting);
     free(name);
     free(value);
+    free(file);
 }
 
 static bool check_properties(struct ctx *c, config_setting_t *s, const char *setting, bool secret)
@@ -1408,6 +1447,7 @@ struct config *config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->kafka.nproperties; i++) {
         free(cfg->kafka.properties[i].name);
         free(cfg->kafka.properties[i].value);
+        free(cfg->kafka.properties[i].file);
     }
     free(cfg->kafka.properties);
     free(cfg->path);

@@ -23,6 +23,7 @@
 #include "identity.h"
 #include "log.h"
 #include "notify.h"
+#include "publisher.h"
 #include "router.h"
 #include "telemetry.h"
 
@@ -417,7 +418,26 @@ int main(int argc, char **argv)
     log_init(LOG_INFO);
     cfg = load_config(path, !check_only, &status);
     if (check_only) {
-        if (cfg)
+        /*
+         * librdkafka checks some settings only as it makes a client: make
+         * each client's configuration as the start does, and have it judged.
+         */
+        static const struct kafka_client clients[] = {
+            {"the consumer", RD_KAFKA_CONSUMER, consumer_conf_new},
+            {"the producer", RD_KAFKA_PRODUCER, publisher_conf_new},
+            {"the reader of the identities topic", RD_KAFKA_CONSUMER, changelog_conf_new},
+        };
+        struct config_errors errs = {0};
+        int bad = cfg ? kafka_check(cfg, clients, sizeof(clients) / sizeof(clients[0]), &errs) : 0;
+
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        config_errors_clear(&errs);
+        if (bad < 0)
+            fprintf(stderr, "%s: %s\n", path, strerror(-bad));
+        if (bad != 0)
+            status = bad < 0 ? EX_OSERR : EX_CONFIG;
+        else if (cfg)
             printf("configuration OK\n");
         config_free(cfg);
         return status;

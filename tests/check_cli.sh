@@ -76,6 +76,50 @@ status() {
     fi
 }
 
+# -t makes every Kafka client's configuration as the start does, and reports what librdkafka
+# would refuse there as file:line errors: before, it said OK and the start exited 69.
+idem="(crm-consumerd's producer is always idempotent)"
+refused() { # refused NAME PROPERTY MESSAGE
+    printf 'kafka = {\n  brokers = "localhost:9092";\n  properties = {\n    session_timeout_ms = 45000;\n    %s;\n  };\n};\n' \
+        "$2" > "$tmp/props.conf"
+    printf '%s\n' "$tmp/props.conf:5: kafka.properties.$3" > "$tmp/props.out"
+    expect "-t refuses $1, exit 78" 78 "$tmp/props.out" -- $bin -t -c "$tmp/props.conf"
+}
+refused "acks = 0" "acks = 0" \
+    "acks: librdkafka refuses it for the producer: \`acks\` must be set to \`all\` when \`enable.idempotence\` is true $idem"
+refused "acks = 1" "acks = 1" \
+    "acks: librdkafka refuses it for the producer: \`acks\` must be set to \`all\` when \`enable.idempotence\` is true $idem"
+refused "max.in.flight = 10" "max_in_flight_requests_per_connection = 10" \
+    "max_in_flight_requests_per_connection: librdkafka refuses it for the producer: \`max.in.flight\` must be set <= 5 when \`enable.idempotence\` is true $idem"
+refused "retries = 0" "retries = 0" \
+    "retries: librdkafka refuses it for the producer: \`retries\` must be set >= 1 when \`enable.idempotence\` is true $idem"
+refused "an unknown assignor" 'partition_assignment_strategy = "bogus"' \
+    "partition_assignment_strategy: librdkafka refuses it for the consumer: Unsupported partition.assignment.strategy: bogus"
+refused "enable.idempotence = false" "enable_idempotence = false" \
+    "enable_idempotence: must be true, as crm-consumerd sets it: the producer is idempotent, so that its retries neither duplicate nor reorder outputs"
+
+# Every refusal at once, each at its own line, also from an included file.
+cat > "$tmp/props.inc" <<'CONF'
+kafka = {
+  brokers = "localhost:9092";
+  properties = {
+    acks = 1;
+    linger_ms = 20;
+    retries = 0;
+  };
+};
+CONF
+printf 'log = { level = "info"; };\n@include "%s"\n' "$tmp/props.inc" > "$tmp/props.conf"
+cat > "$tmp/props.out" <<OUT
+$tmp/props.inc:4: kafka.properties.acks: librdkafka refuses it for the producer: \`acks\` must be set to \`all\` when \`enable.idempotence\` is true $idem
+$tmp/props.inc:6: kafka.properties.retries: librdkafka refuses it for the producer: \`retries\` must be set >= 1 when \`enable.idempotence\` is true $idem
+OUT
+expect "-t reports every refused property at its file and line" 78 "$tmp/props.out" -- \
+    $bin -t -c "$tmp/props.conf"
+# What -t accepts, the start accepts: the same file without the two goes as far as the brokers.
+sed -i '/acks = 1;/d; /retries = 0;/d' "$tmp/props.inc"
+expect "-t accepts the properties librdkafka takes" 0 "$tmp/ok.out" -- $bin -t -c "$tmp/props.conf"
+
 # Only regular files are read, and the file with its includes is bounded: nothing blocks or
 # takes long. Without the checks, a FIFO blocked for ever and a large include parsed for seconds.
 mkfifo "$tmp/fifo"
