@@ -482,6 +482,79 @@ START_TEST(test_bodies)
 }
 END_TEST
 
+/*
+ * Framing RFC 9112 requires a server to refuse with 400, and to close the
+ * connection after: what follows could be another request hidden in a body.
+ */
+static const struct framing_case {
+    const char *req;
+    const char *why;
+} framing_cases[] = {
+    {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 37\r\n\r\n"
+     "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+     "more than one Content-Length"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\ncontent-length: 0\r\n\r\n",
+     "more than one Content-Length"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length : 34\r\n\r\n"
+     "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+     "a header field name with whitespace"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad\t: 1\r\n\r\n",
+     "a header field name with whitespace"},
+    {"GET /health HTTP/1.1\r\n\r\n", "no Host in an HTTP/1.1 request"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", "more than one Host"},
+};
+
+START_TEST(test_framing)
+{
+    const struct framing_case *fc = &framing_cases[_i];
+    char body[128];
+    struct reply r;
+
+    start();
+    exchange(AF_INET, fc->req, strlen(fc->req), &r);
+    assert_status(&r, "HTTP/1.1 400 Bad Request");
+    ck_assert(has_header(&r, CT_JSON));
+    ck_assert(has_header(&r, "Connection: close"));
+    /* Exactly our body, then the close (read_reply reads to it): nothing hidden was served. */
+    snprintf(body, sizeof(body), "{\"error\":\"bad request: %s\"}\n", fc->why);
+    ck_assert_uint_eq(r.body_len, strlen(body));
+    ck_assert_mem_eq(r.body, body, r.body_len);
+    reply_free(&r);
+    ck_assert(metrics_answers_within(IO_TIMEOUT_MS));
+}
+END_TEST
+
+/*
+ * Requests libmicrohttpd refuses before the daemon sees them: its own
+ * responses, documented in crm-consumerd(8) as lacking the daemon's headers.
+ * Each is refused and closed, and nothing in it is served.
+ */
+static const struct library_case {
+    const char *req;
+    const char *status;
+} library_cases[] = {
+    {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+     "HTTP/1.1 413 Content Too Large"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nNo-Colon\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+    {"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 HTTP Version Not Supported"},
+};
+
+START_TEST(test_library_refusals)
+{
+    const struct library_case *lc = &library_cases[_i];
+    struct reply r;
+
+    start();
+    exchange(AF_INET, lc->req, strlen(lc->req), &r);
+    ck_assert_msg(strcmp(r.status, lc->status) == 0, "want \"%s\", got:\n%s", lc->status, r.raw);
+    ck_assert(has_header(&r, "Connection: close"));
+    ck_assert_ptr_null(strstr(r.raw, "200 OK"));
+    reply_free(&r);
+    ck_assert(metrics_answers_within(IO_TIMEOUT_MS));
+}
+END_TEST
+
 START_TEST(test_huge_headers)
 {
     size_t cap = 80 * 1024, len;
@@ -1034,6 +1107,8 @@ static Suite *http_suite(void)
     tcase_add_loop_test(routes, test_not_found, 0, NELEMS(missing_paths));
     tcase_add_loop_test(routes, test_methods, 0, NELEMS(other_methods));
     tcase_add_loop_test(routes, test_bodies, 0, NELEMS(body_cases));
+    tcase_add_loop_test(routes, test_framing, 0, NELEMS(framing_cases));
+    tcase_add_loop_test(routes, test_library_refusals, 0, NELEMS(library_cases));
     tcase_add_test(routes, test_stop_null);
     suite_add_tcase(s, routes);
 
