@@ -86,6 +86,27 @@ struct changelog {
     struct arena arena;
 };
 
+rd_kafka_conf_t *changelog_conf_new(const struct config *cfg, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, RD_KAFKA_CONSUMER, err, errlen);
+
+    /*
+     * No group membership: every instance reads every partition, by assign(),
+     * and commits nothing (the store holds the positions). librdkafka 2.0
+     * still wants a group.id for assign().
+     */
+    if (conf && (kafka_conf_set(conf, "group.id", "crm-consumerd.identities", err, errlen) < 0 ||
+                 kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) < 0 ||
+                 kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) < 0 ||
+                 /* A position retention overtook is reported, not silently moved. */
+                 kafka_conf_set(conf, "auto.offset.reset", "error", err, errlen) < 0 ||
+                 kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen) < 0)) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
+    }
+    return conf;
+}
+
 struct changelog *changelog_new(const struct config *cfg, struct links *links, char *err,
                                 size_t errlen)
 {
@@ -105,21 +126,7 @@ struct changelog *changelog_new(const struct config *cfg, struct links *links, c
         free(cl);
         return NULL;
     }
-    conf = kafka_conf_new(cfg, RD_KAFKA_CONSUMER, err, errlen);
-    /*
-     * No group membership: every instance reads every partition, by assign(),
-     * and commits nothing (the store holds the positions). librdkafka 2.0
-     * still wants a group.id for assign().
-     */
-    if (conf && (kafka_conf_set(conf, "group.id", "crm-consumerd.identities", err, errlen) < 0 ||
-                 kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) < 0 ||
-                 kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) < 0 ||
-                 /* A position retention overtook is reported, not silently moved. */
-                 kafka_conf_set(conf, "auto.offset.reset", "error", err, errlen) < 0 ||
-                 kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen) < 0)) {
-        rd_kafka_conf_destroy(conf);
-        conf = NULL;
-    }
+    conf = changelog_conf_new(cfg, err, errlen);
     if (!conf) {
         arena_fini(&cl->arena);
         free(cl);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "config.h"
 #include "links.h"
 
@@ -26,6 +28,12 @@
  * and counted.
  */
 struct changelog;
+
+/*
+ * The reader's librdkafka configuration, as changelog_new() makes it. NULL
+ * with a reason in err.
+ */
+rd_kafka_conf_t *changelog_conf_new(const struct config *cfg, char *err, size_t errlen);
 
 /*
  * A reader of cfg->output.identities_topic into links' store (which must

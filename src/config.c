@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libconfig.h>
 #include <librdkafka/rdkafka.h>
@@ -21,10 +23,17 @@
 #include "log.h"
 
 /*
- * No sane configuration comes near this; the cap bounds what a wrong -c
- * argument (a log file, a core dump) can make us allocate.
+ * No sane configuration comes near these; they bound what a wrong -c or
+ * @include (a log file, a core dump) can make us read, and the time
+ * libconfig 1.5 takes, which grows with the square of a group's settings
+ * (65,000 in 1 MiB: a minute; 4,096: a quarter of a second). Both count
+ * the file and every file it includes together.
  */
 #define MAX_FILE_BYTES (1024 * 1024)
+#define MAX_SETTINGS   4096
+
+/* libconfig 1.5 refuses @include nested deeper than this itself. */
+#define MAX_INCLUDE_DEPTH 10
 
 #define TOPIC_MAX_LEN 249
 
@@ -162,20 +171,35 @@ static const struct {
 static const char *const placeholders[] = {"name",        "ticket_id", "subject",
                                            "customer_id", "channel",   NULL};
 
-/* librdkafka properties the daemon sets itself, and where the operator sets them instead. */
+/*
+ * librdkafka properties the daemon sets itself, and where the operator sets
+ * them instead; or, for its guarantees, why it sets them and the one value
+ * it accepts, if any (a silent override would hide a mistake).
+ */
 static const struct {
     const char *name;
-    const char *use; /* NULL: managed internally, no setting */
+    const char *use;  /* the setting to use instead, or NULL */
+    const char *why;  /* with use NULL: why the daemon sets it; NULL: at-least-once delivery */
+    const char *only; /* the value accepted, as librdkafka reads it back; NULL: none */
 } reserved[] = {
-    {"bootstrap.servers", "kafka.brokers"},
-    {"metadata.broker.list", "kafka.brokers"},
-    {"group.id", "kafka.group_id"},
-    {"client.id", "kafka.client_id"},
-    {"auto.offset.reset", "kafka.auto_offset_reset"},
-    {"enable.auto.offset.store", NULL},
-    {"enable.auto.commit", NULL},
+    {"bootstrap.servers", "kafka.brokers", NULL, NULL},
+    {"metadata.broker.list", "kafka.brokers", NULL, NULL},
+    {"group.id", "kafka.group_id", NULL, NULL},
+    {"client.id", "kafka.client_id", NULL, NULL},
+    {"auto.offset.reset", "kafka.auto_offset_reset", NULL, NULL},
+    {"enable.auto.offset.store", NULL, NULL, NULL},
+    {"enable.auto.commit", NULL, NULL, NULL},
     /* The legacy alias of enable.auto.commit would otherwise be a way around it. */
-    {"auto.commit.enable", NULL},
+    {"auto.commit.enable", NULL, NULL, NULL},
+    {"enable.idempotence", NULL,
+     "the producer is idempotent, so that its retries neither duplicate nor reorder outputs",
+     "true"},
+    {"enable.partition.eof", NULL,
+     "the reader of output.identities_topic needs it to know when it has read every link", "true"},
+    {"transactional.id", NULL,
+     "the producer is idempotent, not transactional, and librdkafka refuses every output of a "
+     "transactional producer sent outside a transaction",
+     NULL},
 };
 
 struct diag {
@@ -800,7 +824,8 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
                            bool secret)
 {
     const char *cname = config_setting_name(s);
-    char *setting = NULL, *name = NULL, *value = NULL, *lit;
+    char *setting = NULL, *name = NULL, *value = NULL, *file = NULL, *lit;
+    size_t only = SIZE_MAX; /* the row of reserved[] whose value is checked */
     char errstr[1024];
     int type = config_setting_type(s);
     struct config_property *props;
@@ -832,8 +857,14 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
         if (strcmp(name, reserved[i].name) != 0)
             continue;
+        if (reserved[i].only) {
+            only = i;
+            continue;
+        }
         if (reserved[i].use)
             report(c, s, setting, "set by crm-consumerd; use %s", reserved[i].use);
+        else if (reserved[i].why)
+            report(c, s, setting, "not allowed: %s; remove it", reserved[i].why);
         else
             report(c, s, setting, "managed by crm-consumerd for at-least-once delivery; remove it");
         goto out;
@@ -876,6 +907,22 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
             report(c, s, setting, "librdkafka: %s%s", errstr, cut ? "..." : "");
         goto out;
     }
+    if (only != SIZE_MAX) {
+        char got[64];
+        size_t len = sizeof(got);
+
+        if (rd_kafka_conf_get(scratch, name, got, &len) != RD_KAFKA_CONF_OK ||
+            strcmp(got, reserved[only].only) != 0) {
+            report(c, s, setting, "must be %s, as crm-consumerd sets it: %s", reserved[only].only,
+                   reserved[only].why);
+            goto out;
+        }
+    }
+    if (asprintf(&file, "%s", file_of(c, s)) < 0) {
+        file = NULL;
+        c->oom = true;
+        goto out;
+    }
     props = realloc(c->cfg->kafka.properties,
                     (c->cfg->kafka.nproperties + 1) * sizeof(*c->cfg->kafka.properties));
     if (!props) {
@@ -883,13 +930,14 @@ static void check_property(struct ctx *c, config_setting_t *s, rd_kafka_conf_t *
         goto out;
     }
     c->cfg->kafka.properties = props;
-    props[c->cfg->kafka.nproperties++] =
-        (struct config_property){.name = name, .value = value, .line = line_of(s)};
-    name = value = NULL;
+    props[c->cfg->kafka.nproperties++] = (struct config_property){
+        .name = name, .value = value, .line = line_of(s), .file = file, .secret = secret};
+    name = value = file = NULL;
 out:
     free(setting);
     free(name);
     free(value);
+    free(file);
 }
 
 static bool check_properties(struct ctx *c, config_setting_t *s, const char *setting, bool secret)
@@ -1218,59 +1266,124 @@ __attribute__((format(printf, 2, 3))) static void errs_addf(struct config_errors
     errs_add(errs, msg);
 }
 
-/*
- * Read the whole file ourselves: it gives open errors their errno, works on
- * pipes, and keeps libconfig's scanner (which exits the process on a read
- * error, e.g. on a directory) away from the file.
- */
-static int read_file(const char *path, char **textp, struct config_errors *errs)
+/* What a file that is not a regular one is, for messages. */
+static const char *file_kind(mode_t mode)
 {
-    FILE *fp = fopen(path, "re");
-    size_t len = 0, cap = 4096, got;
-    char *text = NULL, *nul;
-    int err = 0;
+    switch (mode & S_IFMT) {
+    case S_IFIFO:
+        return "a FIFO";
+    case S_IFSOCK:
+        return "a socket";
+    case S_IFCHR:
+        return "a character device";
+    case S_IFBLK:
+        return "a block device";
+    default:
+        return "of an unknown type";
+    }
+}
 
-    if (!fp) {
+/*
+ * Read a whole regular file, of at most max bytes, NUL-terminated, into
+ * *textp (the caller frees it) and its length into *lenp. Opening does not
+ * wait for a FIFO's writer. Returns 0, -EISDIR for a directory, -ENODEV for
+ * anything else that is not a regular file (its type in *modep), -EFBIG
+ * past max bytes, or another negative errno.
+ */
+static int read_regular(const char *path, size_t max, char **textp, size_t *lenp, mode_t *modep)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), err = 0;
+    size_t len = 0, cap;
+    char *text;
+    struct stat st;
+
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
         err = errno;
-        errs_addf(errs, "%s: cannot open: %s", path, strerror(err));
+        close(fd);
         return -err;
     }
-    for (;;) {
-        char *grown;
+    *modep = st.st_mode;
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return S_ISDIR(st.st_mode) ? -EISDIR : -ENODEV;
+    }
+    /* The size is a hint: the file may change while it is read. One more byte finds its end. */
+    if (st.st_size > 0 && (uintmax_t)st.st_size <= max)
+        cap = (size_t)st.st_size + 1;
+    else if (st.st_size > 0)
+        cap = max + 1;
+    else
+        cap = max < 4096 ? max + 1 : 4096; /* no size given, as for a /proc file */
+    text = malloc(cap + 1);
+    while (text) {
+        ssize_t n;
 
-        if (len + 1 >= cap || !text) {
-            if (text)
-                cap *= 2;
-            grown = realloc(text, cap);
+        if (len == cap) {
+            char *grown;
+
+            if (cap > max) {
+                err = EFBIG;
+                break;
+            }
+            cap = cap > max / 2 ? max + 1 : cap * 2;
+            grown = realloc(text, cap + 1);
             if (!grown) {
                 err = ENOMEM;
-                errs_addf(errs, "%s: cannot read: %s", path, strerror(err));
                 break;
             }
             text = grown;
         }
-        got = fread(text + len, 1, cap - len - 1, fp);
-        len += got;
-        if (len > MAX_FILE_BYTES) {
-            err = EFBIG;
-            errs_addf(errs, "%s: cannot read: larger than %d bytes, so not a configuration file",
-                      path, MAX_FILE_BYTES);
+        n = read(fd, text + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = errno;
             break;
         }
-        if (got == 0) {
-            if (ferror(fp)) {
-                err = errno ? errno : EIO;
-                errs_addf(errs, "%s: cannot read: %s", path, strerror(err));
-            }
+        if (n == 0)
             break;
-        }
+        len += (size_t)n;
     }
-    fclose(fp);
+    if (!text)
+        err = ENOMEM;
+    close(fd);
     if (err) {
         free(text);
         return -err;
     }
     text[len] = '\0';
+    *textp = text;
+    *lenp = len;
+    return 0;
+}
+
+/*
+ * Read the main file ourselves: it gives open errors their errno, refuses
+ * what is not a regular file (a FIFO would block for ever), and keeps
+ * libconfig's scanner (which exits the process on a read error, e.g. on a
+ * directory) away from the file.
+ */
+static int read_file(const char *path, char **textp, size_t *lenp, struct config_errors *errs)
+{
+    char *text = NULL, *nul;
+    size_t len = 0;
+    mode_t mode = 0;
+    int rc = read_regular(path, MAX_FILE_BYTES, &text, &len, &mode);
+
+    if (rc == -EFBIG)
+        errs_addf(errs, "%s: cannot read: larger than %d bytes, so not a configuration file", path,
+                  MAX_FILE_BYTES);
+    else if (rc == -ENODEV)
+        errs_addf(errs, "%s: cannot read: not a regular file but %s; name the configuration file",
+                  path, file_kind(mode));
+    else if (rc == -EISDIR || rc == -ENOMEM || rc == -EIO)
+        errs_addf(errs, "%s: cannot read: %s", path, strerror(-rc));
+    else if (rc < 0)
+        errs_addf(errs, "%s: cannot open: %s", path, strerror(-rc));
+    if (rc < 0)
+        return rc;
     /* libconfig would stop at a NUL and silently ignore the rest of the file. */
     nul = memchr(text, '\0', len);
     if (nul) {
@@ -1283,6 +1396,7 @@ static int read_file(const char *path, char **textp, struct config_errors *errs)
         return -EINVAL;
     }
     *textp = text;
+    *lenp = len;
     return 0;
 }
 
@@ -1461,6 +1575,7 @@ struct config *config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->kafka.nproperties; i++) {
         free(cfg->kafka.properties[i].name);
         free(cfg->kafka.properties[i].value);
+        free(cfg->kafka.properties[i].file);
     }
     free(cfg->kafka.properties);
     free(cfg->path);
@@ -1520,38 +1635,100 @@ static void sort_diags(struct ctx *c)
 }
 
 /*
- * libconfig's scanner exits the whole process when an @include names a
- * directory, so look at the @include lines of the file before it does.
+ * The settings a file's text holds, counted as the `=` and `:` outside
+ * strings and comments (each setting has one; array elements have none).
  */
-static int check_includes(const char *path, const char *text, struct config_errors *errs)
+static size_t count_settings(const char *text)
+{
+    size_t n = 0;
+
+    for (const char *p = text; *p; p++) {
+        if (*p == '"') {
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (!*p)
+                break;
+        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+            p = strchrnul(p, '\n');
+            if (!*p)
+                break;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *close = strstr(p + 2, "*/");
+
+            if (!close)
+                break;
+            p = close + 1;
+        } else if (*p == '=' || *p == ':') {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* What the files read so far hold, against the limits of the whole configuration. */
+struct budget {
+    size_t bytes;
+    size_t settings;
+};
+
+/*
+ * Check every @include of a file, and of the files it includes, before
+ * libconfig reads them: libconfig's scanner exits the whole process when
+ * an @include names a directory, waits for ever on a FIFO, and reads any
+ * size. Each included file must be a regular file, and all of them with
+ * the main file must stay within MAX_FILE_BYTES and MAX_SETTINGS. A file
+ * that cannot be opened is left to libconfig, which reports it. Returns 0,
+ * or -EINVAL with the reasons in errs.
+ */
+static int check_includes(const char *path, const char *text, int depth, struct budget *b,
+                          struct config_errors *errs)
 {
     int line = 1, rc = 0;
 
     for (const char *p = text; *p; line++) {
         const char *eol = strchrnul(p, '\n'), *q = p, *end;
-        char *name = NULL;
-        int len;
-        struct stat st;
+        char *name = NULL, *inc = NULL;
+        size_t len = 0;
+        mode_t mode = 0;
+        int r;
 
         while (q < eol && (*q == ' ' || *q == '\t'))
             q++;
-        if (strncmp(q, "@include", 8) == 0) {
-            q += 8;
-            while (q < eol && (*q == ' ' || *q == '\t'))
-                q++;
-            end = q < eol && *q == '"' ? memchr(q + 1, '"', (size_t)(eol - q - 1)) : NULL;
-            len = end ? (int)(end - q - 1) : 0;
-            /* As libconfig does, a relative name is taken from the working directory. */
-            if (end)
-                name = strndup(q + 1, (size_t)len);
-            if (name && stat(name, &st) == 0 && S_ISDIR(st.st_mode)) {
-                errs_addf(errs, "%s:%d: syntax error: cannot include \"%.*s\": %s", path, line, len,
-                          q + 1, strerror(EISDIR));
-                rc = -EINVAL;
-            }
-            free(name);
-        }
         p = *eol ? eol + 1 : eol;
+        if (strncmp(q, "@include", 8) != 0 || depth >= MAX_INCLUDE_DEPTH)
+            continue;
+        q += 8;
+        while (q < eol && (*q == ' ' || *q == '\t'))
+            q++;
+        end = q < eol && *q == '"' ? memchr(q + 1, '"', (size_t)(eol - q - 1)) : NULL;
+        /* As libconfig does, a relative name is taken from the working directory. */
+        if (!end || !(name = strndup(q + 1, (size_t)(end - q - 1))))
+            continue;
+        r = read_regular(name, MAX_FILE_BYTES - b->bytes, &inc, &len, &mode);
+        if (r == 0) {
+            b->bytes += len;
+            b->settings += count_settings(inc);
+            if (check_includes(name, inc, depth + 1, b, errs) < 0)
+                rc = -EINVAL;
+        } else if (r == -EISDIR) {
+            errs_addf(errs, "%s:%d: syntax error: cannot include \"%s\": %s", path, line, name,
+                      strerror(EISDIR));
+        } else if (r == -ENODEV) {
+            errs_addf(errs, "%s:%d: syntax error: cannot include \"%s\": not a regular file but %s",
+                      path, line, name, file_kind(mode));
+        } else if (r == -EFBIG) {
+            errs_addf(errs,
+                      "%s:%d: syntax error: cannot include \"%s\": the file and its includes "
+                      "together would be over %d bytes, so not a configuration",
+                      path, line, name, MAX_FILE_BYTES);
+        } else if (r == -ENOMEM) {
+            errs_addf(errs, "%s:%d: cannot include \"%s\": %s", path, line, name, strerror(ENOMEM));
+        }
+        if (r == -EISDIR || r == -ENODEV || r == -EFBIG || r == -ENOMEM)
+            rc = -EINVAL;
+        free(inc);
+        free(name);
     }
     return rc;
 }
@@ -1559,18 +1736,28 @@ static int check_includes(const char *path, const char *text, struct config_erro
 int config_load(const char *path, struct config **out, struct config_errors *errs)
 {
     struct ctx c = {.path = path};
+    struct budget b = {0};
     char *text = NULL;
     config_t lc;
     int rc;
 
     *out = NULL;
-    rc = read_file(path, &text, errs);
+    rc = read_file(path, &text, &b.bytes, errs);
     if (rc < 0)
         return rc;
     config_init(&lc);
-    rc = check_includes(path, text, errs);
+    b.settings = count_settings(text);
+    rc = check_includes(path, text, 0, &b, errs);
     if (rc < 0)
         goto done;
+    if (b.settings > MAX_SETTINGS) {
+        errs_addf(errs,
+                  "%s: cannot read: over %d settings in the file and its includes together, so "
+                  "not a configuration",
+                  path, MAX_SETTINGS);
+        rc = -EINVAL;
+        goto done;
+    }
     if (!config_read_string(&lc, text)) {
         const char *file = config_error_file(&lc);
 

@@ -17,6 +17,8 @@ struct config_property {
     char *name;  /* librdkafka name, '_' turned into '.' */
     char *value; /* value as librdkafka takes it (ints, floats, booleans stringified) */
     int line;    /* line in the file, for error messages */
+    char *file;  /* the file that line is in: an @include, or NULL for the main file */
+    bool secret; /* from kafka.secret_files: the value must never be shown */
 };
 
 struct config {

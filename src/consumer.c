@@ -486,6 +486,27 @@ static const struct kafka_default tuned[] = {
     {"queued.max.messages.kbytes", NULL, "16384"},
 };
 
+rd_kafka_conf_t *consumer_conf_new(const struct config *cfg, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, RD_KAFKA_CONSUMER, err, errlen);
+
+    /* At least once: only offsets we store are committed, and we store after the outputs. */
+    if (conf &&
+        (kafka_conf_set(conf, "group.id", cfg->kafka.group_id, err, errlen) < 0 ||
+         kafka_conf_set(conf, "auto.offset.reset", cfg->kafka.auto_offset_reset, err, errlen) < 0 ||
+         kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) < 0 ||
+         kafka_conf_set(conf, "enable.auto.commit", "true", err, errlen) < 0)) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
+    }
+    if (conf &&
+        kafka_conf_defaults(conf, cfg, tuned, sizeof(tuned) / sizeof(tuned[0]), err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
+    }
+    return conf;
+}
+
 struct consumer *consumer_new(const struct config *cfg, struct router *router, struct telemetry *tm,
                               char *err, size_t errlen)
 {
@@ -515,21 +536,7 @@ struct consumer *consumer_new(const struct config *cfg, struct router *router, s
     c->pub = publisher_new(cfg, on_ack, c, err, errlen);
     if (!c->pub)
         goto fail;
-    conf = kafka_conf_new(cfg, RD_KAFKA_CONSUMER, err, errlen);
-    /* At least once: only offsets we store are committed, and we store after the outputs. */
-    if (conf &&
-        (kafka_conf_set(conf, "group.id", cfg->kafka.group_id, err, errlen) < 0 ||
-         kafka_conf_set(conf, "auto.offset.reset", cfg->kafka.auto_offset_reset, err, errlen) < 0 ||
-         kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) < 0 ||
-         kafka_conf_set(conf, "enable.auto.commit", "true", err, errlen) < 0)) {
-        rd_kafka_conf_destroy(conf);
-        conf = NULL;
-    }
-    if (conf &&
-        kafka_conf_defaults(conf, cfg, tuned, sizeof(tuned) / sizeof(tuned[0]), err, errlen) < 0) {
-        rd_kafka_conf_destroy(conf);
-        conf = NULL;
-    }
+    conf = consumer_conf_new(cfg, err, errlen);
     if (!conf)
         goto fail;
     rd_kafka_conf_set_opaque(conf, c);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "config.h"
 #include "router.h"
 #include "telemetry.h"
@@ -39,6 +41,12 @@ struct consumer_stats {
     int assigned;            /* partitions assigned now */
     int paused;              /* partitions paused now (retry backoff or flow control) */
 };
+
+/*
+ * The consumer's librdkafka configuration, as consumer_new() makes it, but
+ * for its callbacks. NULL with a reason in err.
+ */
+rd_kafka_conf_t *consumer_conf_new(const struct config *cfg, char *err, size_t errlen);
 
 /*
  * Create the consumer and its producer, and subscribe to cfg->kafka.topics;

@@ -4,16 +4,23 @@
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -42,15 +49,51 @@
 /* Longer than any configured user (config caps it at 255), so one fixed-length comparison. */
 #define USER_MAX 256
 
+/*
+ * Room above http.max_connections in libmicrohttpd's own limit: a
+ * connection accepted past ours displaces one (see on_connection()), and
+ * libmicrohttpd accepts up to ten in a turn before it closes those
+ * displaced; at its own limit it would stop accepting.
+ */
+#define EVICTION_ROOM 16
+
+/* The longest the server thread sleeps while connections wait for their headers' deadline. */
+#define SWEEP_MS 250
+
 /* TLS 1.2 and 1.3 only: scrapers have spoken TLS 1.2 for a decade. */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 #define REALM_HEADER "Basic realm=\"crm-consumerd\""
 
+/*
+ * One open connection. A connection is idle from its start, and from the
+ * end of each response, until its next request's headers are complete.
+ */
+struct conn {
+    struct conn *prev, *next; /* in struct http's list, the longest idle first */
+    int fd;
+    int64_t idle_since_ms; /* monotonic; meaningless while busy */
+    bool busy;             /* a request's headers are in, and it is being answered */
+    bool doomed;           /* shut down by us: libmicrohttpd closes it at its next turn */
+};
+
 struct http {
     struct MHD_Daemon *daemon;
     struct http_routes routes;
     int port;
+    /*
+     * The server thread: it alone runs libmicrohttpd and the callbacks
+     * below, so the connection list needs no lock. http_stop() wakes it
+     * with wake_fd.
+     */
+    pthread_t thread;
+    bool thread_started;
+    int wake_fd;
+    int epoll_fd; /* libmicrohttpd's */
+    struct conn *head, *tail;
+    size_t live;       /* connections open and not doomed */
+    size_t max_live;   /* http.max_connections */
+    int64_t header_ms; /* http.timeout_s: how long a connection may stay idle in all */
     char *cert_pem;
     char *key_pem;
     size_t key_len;
@@ -60,8 +103,7 @@ struct http {
     char *hash;
     /*
      * crypt_r's scratch space, ~32 KiB, so not on the stack. One is enough:
-     * with MHD_USE_INTERNAL_POLLING_THREAD and no thread pool, every request
-     * is handled on the same single thread, one at a time.
+     * every request is handled on the server thread, one at a time.
      */
     struct crypt_data *crypt;
 };
@@ -247,6 +289,171 @@ out:
     return NULL;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void conn_unlink(struct http *h, struct conn *k)
+{
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        h->head = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    else
+        h->tail = k->prev;
+    k->prev = k->next = NULL;
+}
+
+static void conn_append(struct http *h, struct conn *k)
+{
+    k->prev = h->tail;
+    k->next = NULL;
+    if (h->tail)
+        h->tail->next = k;
+    else
+        h->head = k;
+    h->tail = k;
+}
+
+/*
+ * Close a connection from outside libmicrohttpd: shutdown() wakes its
+ * epoll, its next read finds the end, and it closes the connection and
+ * calls on_connection(). The descriptor stays libmicrohttpd's to close.
+ */
+static void conn_doom(struct http *h, struct conn *k)
+{
+    shutdown(k->fd, SHUT_RDWR);
+    k->doomed = true;
+    h->live--;
+}
+
+/* The connection's record, or NULL for one that could not be tracked. */
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci ? ci->socket_context : NULL;
+}
+
+/*
+ * Past http.max_connections, a new connection displaces the one idle the
+ * longest (waiting for a request's headers, be it a slow client or a
+ * trickling one), so that a slowloris cannot keep a probe out; if every
+ * other connection is being answered, the new one is closed instead.
+ */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http *h = cls;
+    struct conn *k = *socket_context, *victim = NULL;
+    const union MHD_ConnectionInfo *ci;
+
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (k) {
+            conn_unlink(h, k);
+            if (!k->doomed)
+                h->live--;
+            free(k);
+            *socket_context = NULL;
+        }
+        return;
+    }
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    k = calloc(1, sizeof(*k));
+    if (!k) {
+        /* Untracked, it would escape the limits: refuse it. */
+        shutdown(ci->connect_fd, SHUT_RDWR);
+        return;
+    }
+    k->fd = ci->connect_fd;
+    k->idle_since_ms = now_ms();
+    conn_append(h, k);
+    *socket_context = k;
+    h->live++;
+    if (h->live <= h->max_live)
+        return;
+    for (struct conn *o = h->head; o && o != k && !victim; o = o->next)
+        if (!o->busy && !o->doomed)
+            victim = o;
+    conn_doom(h, victim ? victim : k);
+}
+
+/* A response is done: the connection is idle again, and now the youngest. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http *h = cls;
+    struct conn *k = conn_of(c);
+
+    (void)req_cls;
+    (void)toe;
+    if (!k || !k->busy)
+        return;
+    k->busy = false;
+    k->idle_since_ms = now_ms();
+    conn_unlink(h, k);
+    conn_append(h, k);
+}
+
+/*
+ * Close every connection idle for http.timeout_s in all: libmicrohttpd's
+ * own timeout restarts at each byte, so a client sending a header line now
+ * and then would hold its connection for ever. Returns the milliseconds
+ * until the next such deadline, or -1 if there is none.
+ */
+static int sweep(struct http *h)
+{
+    int64_t now = now_ms(), next = -1;
+
+    for (struct conn *k = h->head; k; k = k->next) {
+        int64_t left;
+
+        if (k->busy || k->doomed)
+            continue;
+        left = k->idle_since_ms + h->header_ms - now;
+        if (left <= 0)
+            conn_doom(h, k);
+        else if (next < 0 || left < next)
+            next = left;
+    }
+    return next < 0 ? -1 : (int)next;
+}
+
+/* The server thread: libmicrohttpd's turns, each followed by a sweep, until http_stop(). */
+static void *serve(void *arg)
+{
+    struct http *h = arg;
+    struct pollfd fds[2] = {{.fd = h->epoll_fd, .events = POLLIN},
+                            {.fd = h->wake_fd, .events = POLLIN}};
+    int wait_ms = -1;
+
+    for (;;) {
+        MHD_UNSIGNED_LONG_LONG mhd_ms;
+
+        if (MHD_get_timeout(h->daemon, &mhd_ms) == MHD_YES &&
+            (wait_ms < 0 || mhd_ms < (MHD_UNSIGNED_LONG_LONG)wait_ms))
+            wait_ms = mhd_ms > INT_MAX ? INT_MAX : (int)mhd_ms;
+        if (wait_ms > SWEEP_MS || (wait_ms < 0 && h->head))
+            wait_ms = SWEEP_MS;
+        if (poll(fds, 2, wait_ms) < 0 && errno != EINTR)
+            break;
+        if (fds[1].revents)
+            break;
+        MHD_run(h->daemon);
+        wait_ms = sweep(h);
+    }
+    return NULL;
+}
+
 /* Equal, in time that depends on neither string's contents. */
 static bool same_user(const struct http *h, const char *given)
 {
@@ -372,6 +579,68 @@ static enum MHD_Result send_probe(struct MHD_Connection *c, http_probe_fn probe,
                          "application/json");
 }
 
+/* What the header fields of a request hold, for the checks of RFC 9112 the library leaves out. */
+struct fields {
+    unsigned hosts;           /* Host fields */
+    unsigned content_lengths; /* Content-Length fields */
+    bool bad_name;            /* a field name with a space or a tab, or none at all */
+};
+
+static enum MHD_Result count_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct fields *f = cls;
+
+    (void)kind;
+    (void)value;
+    if (!key || key[0] == '\0' || key[strcspn(key, " \t")] != '\0')
+        f->bad_name = true;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        f->hosts++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        f->content_lengths++;
+    return MHD_YES;
+}
+
+/*
+ * Why the request's framing is invalid under RFC 9112, or NULL. libmicrohttpd
+ * 0.9.75 reads the first of several Content-Length fields and takes a name
+ * ending in a space ("Content-Length : 5") as another field, so either would
+ * let a request hide in another's body; its strict mode checks Host, but
+ * answers a missing one with a malformed 400, and the space before a colon
+ * only when set to be tolerant. So these are checked here.
+ */
+static const char *framing_error(struct MHD_Connection *c, const char *version)
+{
+    struct fields f = {0};
+
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_field, &f);
+    if (f.bad_name)
+        return "a header field name with whitespace";
+    if (f.content_lengths > 1)
+        return "more than one Content-Length";
+    if (f.hosts > 1)
+        return "more than one Host";
+    if (f.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
+        return "no Host in an HTTP/1.1 request";
+    return NULL;
+}
+
+/* 400 for a request whose framing cannot be trusted; the connection is closed after it. */
+static enum MHD_Result send_bad_request(struct MHD_Connection *c, const char *why)
+{
+    char body[128];
+    struct MHD_Response *r;
+    int n = snprintf(body, sizeof(body), "{\"error\":\"bad request: %s\"}\n", why);
+
+    r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+    if (r && MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES) {
+        MHD_destroy_response(r);
+        return MHD_NO;
+    }
+    return send_response(c, MHD_HTTP_BAD_REQUEST, r, "application/json");
+}
+
 /* Whether the request announces a body: a non-zero Content-Length, or any Transfer-Encoding. */
 static bool has_body(struct MHD_Connection *c)
 {
@@ -387,8 +656,8 @@ static bool has_body(struct MHD_Connection *c)
 
 /*
  * libmicrohttpd calls this first when a request's headers are in, then
- * again once the request is complete. A wrong method or an announced body
- * is answered at the first call: the body is then never read (the
+ * again once the request is complete. Invalid framing, a wrong method or an
+ * announced body is answered at the first call: the body is then never read (the
  * connection is closed after the response instead) and no "100 Continue"
  * is sent. Anything else is answered at the second call, when the request
  * is known to be complete, so that the connection can be kept alive.
@@ -398,11 +667,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                               size_t *upload_data_size, void **req_cls)
 {
     struct http *h = cls;
+    const char *bad;
 
-    (void)version;
     (void)upload_data;
 
     if (!*req_cls) {
+        struct conn *k = conn_of(c);
+
+        /* Its headers are in: no longer idle, so neither displaced nor timed out by us. */
+        if (k)
+            k->busy = true;
+        bad = framing_error(c, version);
+        if (bad)
+            return send_bad_request(c, bad);
         if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
             return send_static(c, MHD_HTTP_METHOD_NOT_ALLOWED,
                                "{\"error\":\"method not allowed\"}\n", MHD_HTTP_HEADER_ALLOW,
@@ -509,16 +786,25 @@ struct http *http_start(const struct config *cfg, const struct http_routes *rout
     struct http *h = calloc(1, sizeof(*h));
     struct MHD_OptionItem opts[16];
     size_t n = 0;
-    /* No MHD_USE_ERROR_LOG: a library module prints nothing. Epoll: this daemon is Linux-only. */
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    /*
+     * No MHD_USE_ERROR_LOG: a library module prints nothing. Epoll: this
+     * daemon is Linux-only. No internal thread: ours runs libmicrohttpd and
+     * the sweep of slow clients in turn.
+     */
+    unsigned int flags = MHD_USE_EPOLL;
+    const union MHD_DaemonInfo *info;
+    sigset_t all, old;
     bool ipv6 = false;
-    int fd;
+    int fd, rc;
 
     if (!h) {
         snprintf(err, errlen, "http: %s", strerror(ENOMEM));
         return NULL;
     }
+    h->wake_fd = -1;
     h->routes = *routes;
+    h->max_live = (size_t)cfg->http.max_connections;
+    h->header_ms = (int64_t)cfg->http.timeout_s * 1000;
     if (setup_auth(h, cfg, err, errlen) < 0 || setup_tls(h, cfg, err, errlen) < 0)
         return http_stop(h);
     fd = open_listener(cfg->http.listen, &ipv6, &h->port, err, errlen);
@@ -528,8 +814,10 @@ struct http *http_start(const struct config *cfg, const struct http_routes *rout
     /* First, so that even a message during option parsing would go nowhere. */
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)discard_log, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
-    opts[n++] =
-        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, cfg->http.max_connections, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                        cfg->http.max_connections + EVICTION_ROOM, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                         cfg->http.max_connections_per_ip, NULL};
     /* libmicrohttpd's default is no timeout: a half-sent request would stay forever. */
@@ -568,6 +856,24 @@ struct http *http_start(const struct config *cfg, const struct http_routes *rout
          */
         return http_stop(h);
     }
+    info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!info || h->wake_fd < 0) {
+        snprintf(err, errlen, "http: cannot start the server on %s: %s", cfg->http.listen,
+                 h->wake_fd < 0 ? strerror(errno) : "no epoll descriptor");
+        return http_stop(h);
+    }
+    h->epoll_fd = info->epoll_fd;
+    /* The server thread takes no signal: they are the main thread's to handle. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&h->thread, NULL, serve, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "http: cannot start the server thread: %s", strerror(rc));
+        return http_stop(h);
+    }
+    h->thread_started = true;
     return h;
 }
 
@@ -580,9 +886,24 @@ struct http *http_stop(struct http *h)
 {
     if (!h)
         return NULL;
-    /* Joins the server thread and closes every connection and the listening socket. */
+    if (h->thread_started) {
+        uint64_t one = 1;
+
+        while (write(h->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+            continue;
+        pthread_join(h->thread, NULL);
+    }
+    /* Closes every connection (each reported to on_connection()) and the listening socket. */
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
+    while (h->head) {
+        struct conn *k = h->head;
+
+        conn_unlink(h, k);
+        free(k);
+    }
+    if (h->wake_fd >= 0)
+        close(h->wake_fd);
     if (h->key_pem) {
         explicit_bzero(h->key_pem, h->key_len);
         free(h->key_pem);

@@ -118,6 +118,161 @@ int kafka_conf_defaults(rd_kafka_conf_t *conf, const struct config *cfg,
     return 0;
 }
 
+/* A client made only to be checked says nothing: its refusal comes back in err. */
+static void quiet_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    (void)level;
+    (void)fac;
+    (void)buf;
+}
+
+/*
+ * Whether librdkafka creates the client from cfg; false with its reason in
+ * err. The client has no bootstrap brokers, so it connects to nothing, and
+ * is destroyed at once.
+ */
+static bool client_starts(const struct config *cfg, const struct kafka_client *client, char *err,
+                          size_t errlen)
+{
+    rd_kafka_conf_t *conf = client->conf_new(cfg, err, errlen);
+    rd_kafka_t *rk;
+
+    if (!conf)
+        return false;
+    if (kafka_conf_set(conf, "bootstrap.servers", "", err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return false;
+    }
+    rd_kafka_conf_set_log_cb(conf, quiet_log_cb);
+    rk = rd_kafka_new(client->type, conf, err, errlen);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return false;
+    }
+    rd_kafka_destroy(rk);
+    return true;
+}
+
+static int errs_append(struct config_errors *errs, char *msg)
+{
+    char **msgs;
+
+    if (!msg)
+        return -ENOMEM;
+    msgs = realloc(errs->msgs, (errs->n + 1) * sizeof(*msgs));
+    if (!msgs) {
+        free(msg);
+        return -ENOMEM;
+    }
+    errs->msgs = msgs;
+    errs->msgs[errs->n++] = msg;
+    return 0;
+}
+
+/* "FILE:LINE: kafka.properties.NAME: librdkafka refuses it for CLIENT: why", or NULL. */
+static char *blame(const struct config *cfg, const struct config_property *prop,
+                   const struct kafka_client *client, const char *why)
+{
+    char *setting = strdup(prop->name), *msg = NULL;
+    /* What librdkafka says of idempotence would otherwise puzzle: the operator never set it. */
+    const char *idem =
+        strstr(why, "enable.idempotence") ? " (crm-consumerd's producer is always idempotent)" : "";
+    int rc;
+
+    if (!setting)
+        return NULL;
+    /* libconfig names cannot hold dots: the file has them as underscores. */
+    for (char *p = setting; *p; p++)
+        if (*p == '.')
+            *p = '_';
+    if (prop->secret)
+        rc = asprintf(&msg,
+                      "%s:%d: kafka.secret_files.%s: librdkafka refuses the value read from the "
+                      "file for %s (its reason is not shown, as it may quote the value)",
+                      prop->file ? prop->file : cfg->path, prop->line, setting, client->name);
+    else
+        rc = asprintf(&msg, "%s:%d: kafka.properties.%s: librdkafka refuses it for %s: %s%s",
+                      prop->file ? prop->file : cfg->path, prop->line, setting, client->name, why,
+                      idem);
+    free(setting);
+    return rc < 0 ? NULL : msg;
+}
+
+int kafka_check(const struct config *cfg, const struct kafka_client *clients, size_t n,
+                struct config_errors *errs)
+{
+    size_t np = cfg->kafka.nproperties;
+    /* What each property is blamed for (it is then left out of the trials), and a trial's list. */
+    char **why = calloc(np ? np : 1, sizeof(*why));
+    struct config_property *props = calloc(np ? np : 1, sizeof(*props));
+    struct config trial = *cfg;
+    char err[512], again[512];
+    int added = 0, rc = 0;
+
+    if (!why || !props) {
+        free(why);
+        free(props);
+        return -ENOMEM;
+    }
+    trial.kafka.properties = props;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        for (;;) {
+            size_t culprit = np;
+
+            trial.kafka.nproperties = 0;
+            for (size_t i = 0; i < np; i++)
+                if (!why[i])
+                    props[trial.kafka.nproperties++] = cfg->kafka.properties[i];
+            if (client_starts(&trial, &clients[k], err, sizeof(err)))
+                break;
+            /* The culprit: the first property without which librdkafka says something else. */
+            for (size_t i = 0; culprit == np && i < np; i++) {
+                size_t m = 0;
+
+                if (why[i])
+                    continue;
+                for (size_t j = 0; j < np; j++)
+                    if (!why[j] && j != i)
+                        props[m++] = cfg->kafka.properties[j];
+                trial.kafka.nproperties = m;
+                if (client_starts(&trial, &clients[k], again, sizeof(again)) ||
+                    strcmp(again, err) != 0)
+                    culprit = i;
+            }
+            if (culprit == np) {
+                char *msg = NULL;
+
+                if (asprintf(&msg, "%s: kafka: librdkafka cannot start %s: %s", cfg->path,
+                             clients[k].name, err) < 0)
+                    msg = NULL;
+                rc = errs_append(errs, msg);
+                added += rc == 0;
+                break;
+            }
+            why[culprit] = blame(cfg, &cfg->kafka.properties[culprit], &clients[k], err);
+            if (!why[culprit]) {
+                rc = -ENOMEM;
+                break;
+            }
+        }
+    }
+    /* In the order of the file, whichever client librdkafka refused first. */
+    for (size_t i = 0; i < np; i++) {
+        if (!why[i])
+            continue;
+        if (rc == 0) {
+            rc = errs_append(errs, why[i]);
+            added += rc == 0;
+        } else {
+            free(why[i]);
+        }
+    }
+    free(why);
+    free(props);
+    return rc < 0 ? rc : added;
+}
+
 /* The host of one "proto://host:port" entry, into buf; false when there is none. */
 static bool broker_host(const char *entry, size_t len, char *buf, size_t buflen)
 {

@@ -37,6 +37,28 @@ struct kafka_default {
 int kafka_conf_defaults(rd_kafka_conf_t *conf, const struct config *cfg,
                         const struct kafka_default *defs, size_t n, char *err, size_t errlen);
 
+/* One of the daemon's Kafka clients, for kafka_check(). */
+struct kafka_client {
+    const char *name;     /* for messages: "the consumer", "the producer", ... */
+    rd_kafka_type_t type; /* what it is to librdkafka */
+    /* Its configuration exactly as the start makes it; NULL with a reason in err. */
+    rd_kafka_conf_t *(*conf_new)(const struct config *cfg, char *err, size_t errlen);
+};
+
+/*
+ * Whether librdkafka would start each of clients[0..n) from cfg: builds each
+ * configuration as the start does and creates a client from it, without
+ * brokers, destroyed at once, as librdkafka checks some settings only then
+ * (acks, retries or max.in.flight against the producer's idempotence, the
+ * assignment strategy). Each refusal is blamed on the kafka.properties or
+ * kafka.secret_files setting without which it goes away, and added to errs
+ * as "FILE:LINE: kafka.properties.NAME: what", each setting once (a value
+ * from a secret file is never shown). Returns how many were added, or
+ * -ENOMEM.
+ */
+int kafka_check(const struct config *cfg, const struct kafka_client *clients, size_t n,
+                struct config_errors *errs);
+
 /*
  * Resolve every host of a bootstrap list ("host:port,[v6]:port,SSL://h:p").
  * Returns how many resolve when all do, 0 when none does, and minus the

@@ -26,6 +26,7 @@
 #include "linkstore.h"
 #include "log.h"
 #include "notify.h"
+#include "publisher.h"
 #include "router.h"
 #include "telemetry.h"
 
@@ -33,30 +34,86 @@
 
 static volatile sig_atomic_t quit_signal;
 static volatile sig_atomic_t reload_requested;
+/* Signals that neither stop nor reload: each is noted here, and the loop logs it. */
+static volatile sig_atomic_t signal_noted[NSIG];
+static volatile sig_atomic_t any_signal_noted;
 
 static void on_signal(int sig)
 {
-    if (sig == SIGHUP)
+    if (sig == SIGHUP) {
         reload_requested = 1;
-    else
+    } else if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT || sig == SIGXCPU) {
         quit_signal = sig;
+    } else if (sig > 0 && sig < NSIG) {
+        signal_noted[sig] = 1;
+        any_signal_noted = 1;
+    }
 }
 
+/*
+ * What each signal does is in crm-consumerd(8). SIGQUIT (a stop with a
+ * core dump by default) and SIGXCPU (the soft CPU limit: the hard one's
+ * SIGKILL follows) stop the daemon as SIGTERM does, so that it commits
+ * and leaves the group. Signals that would kill it by default for no
+ * reason of its own are logged and otherwise ignored, SIGUSR1 included:
+ * the log is standard error, with nothing to reopen. Faults (SIGSEGV,
+ * SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS) and SIGABRT, systemd's watchdog
+ * signal, keep their core dump.
+ */
 static int install_signals(void)
 {
+    static const int handled[] = {SIGTERM, SIGINT, SIGQUIT, SIGXCPU, SIGHUP};
+    static const int noted[] = {SIGUSR1, SIGUSR2,   SIGALRM, SIGVTALRM, SIGPROF,
+                                SIGIO,   SIGSTKFLT, SIGPWR,  SIGTSTP};
+    /*
+     * Ignored outright: a handler would make the kernel repeat these for
+     * ever at each write (SIGTTOU with stty tostop, SIGXFSZ past the file
+     * size limit), and SIGTTIN stops a read the daemon never makes.
+     */
+    static const int ignored[] = {SIGPIPE, SIGTTIN, SIGTTOU, SIGXFSZ};
     struct sigaction sa;
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
-        sigaction(SIGHUP, &sa, NULL) < 0)
-        return -errno;
+    for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+        if (sigaction(handled[i], &sa, NULL) < 0)
+            return -errno;
+    for (size_t i = 0; i < sizeof(noted) / sizeof(noted[0]); i++)
+        if (sigaction(noted[i], &sa, NULL) < 0)
+            return -errno;
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+        if (sigaction(sig, &sa, NULL) < 0)
+            return -errno;
     sa.sa_handler = SIG_IGN;
-    if (sigaction(SIGPIPE, &sa, NULL) < 0)
-        return -errno;
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+        if (sigaction(ignored[i], &sa, NULL) < 0)
+            return -errno;
     return 0;
+}
+
+/* Log each signal noted since the last call, once. */
+static void log_noted_signals(void)
+{
+    any_signal_noted = 0;
+    for (int sig = 1; sig < NSIG; sig++) {
+        const char *abbrev;
+
+        if (!signal_noted[sig])
+            continue;
+        signal_noted[sig] = 0;
+        abbrev = sigabbrev_np(sig);
+        if (sig == SIGUSR1)
+            log_notice("SIGUSR1: the log is standard error (the journal under systemd), so there "
+                       "is no log file to reopen; going on");
+        else if (abbrev)
+            log_notice("SIG%s: ignored (SIGTERM stops crm-consumerd, SIGHUP reloads it)", abbrev);
+        else
+            log_notice("signal %d (SIGRTMIN+%d): ignored (SIGTERM stops crm-consumerd, SIGHUP "
+                       "reloads it)",
+                       sig, sig - SIGRTMIN);
+    }
 }
 
 static void usage(FILE *out)
@@ -361,6 +418,8 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
             status_line(tm, changelog, line, sizeof(line));
             notify_ready(line);
         }
+        if (any_signal_noted)
+            log_noted_signals();
     }
     notify_stopping();
     view = demoview_free(view);
@@ -484,6 +543,38 @@ int main(int argc, char **argv)
             log_errx("%s: identity.store_path: %s", path, err);
         cfg = config_free(cfg);
         status = EX_CONFIG;
+    }
+    /*
+     * librdkafka checks some settings only as it makes a client: make each
+     * client's configuration as the start does, and have it judged, so that
+     * -t predicts the start and the start refuses them as -t does.
+     */
+    if (cfg) {
+        static const struct kafka_client clients[] = {
+            {"the consumer", RD_KAFKA_CONSUMER, consumer_conf_new},
+            {"the producer", RD_KAFKA_PRODUCER, publisher_conf_new},
+            {"the reader of the identities topic", RD_KAFKA_CONSUMER, changelog_conf_new},
+        };
+        struct config_errors errs = {0};
+        int bad = kafka_check(cfg, clients, sizeof(clients) / sizeof(clients[0]), &errs);
+
+        for (size_t i = 0; i < errs.n; i++) {
+            if (check_only)
+                fprintf(stderr, "%s\n", errs.msgs[i]);
+            else
+                log_errx("%s", errs.msgs[i]);
+        }
+        config_errors_clear(&errs);
+        if (bad < 0) {
+            if (check_only)
+                fprintf(stderr, "%s: %s\n", path, strerror(-bad));
+            else
+                log_errx("%s: %s", path, strerror(-bad));
+        }
+        if (bad != 0) {
+            status = bad < 0 ? EX_OSERR : EX_CONFIG;
+            cfg = config_free(cfg);
+        }
     }
     if (check_only) {
         if (cfg)

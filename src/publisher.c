@@ -78,6 +78,27 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
 }
 
+rd_kafka_conf_t *publisher_conf_new(const struct config *cfg, char *err, size_t errlen)
+{
+    /*
+     * The operator's properties are shared with the consumer (security
+     * settings must be), less those for consumers only.
+     */
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg, RD_KAFKA_PRODUCER, err, errlen);
+
+    /* acks=all, in order, no duplicates from the producer's own retries. */
+    if (conf && kafka_conf_set(conf, "enable.idempotence", "true", err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
+    }
+    if (conf &&
+        kafka_conf_defaults(conf, cfg, tuned, sizeof(tuned) / sizeof(tuned[0]), err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
+    }
+    return conf;
+}
+
 struct publisher *publisher_new(const struct config *cfg, publisher_ack_fn ack, void *opaque,
                                 char *err, size_t errlen)
 {
@@ -101,21 +122,7 @@ struct publisher *publisher_new(const struct config *cfg, publisher_ack_fn ack, 
     /* --dry-run: everything but the brokers' part; each record is acknowledged at once. */
     if (cfg->dry_run)
         return p;
-    /*
-     * The operator's properties are shared with the consumer (security
-     * settings must be), less those for consumers only.
-     */
-    conf = kafka_conf_new(cfg, RD_KAFKA_PRODUCER, err, errlen);
-    /* acks=all, in order, no duplicates from the producer's own retries. */
-    if (conf && kafka_conf_set(conf, "enable.idempotence", "true", err, errlen) < 0) {
-        rd_kafka_conf_destroy(conf);
-        conf = NULL;
-    }
-    if (conf &&
-        kafka_conf_defaults(conf, cfg, tuned, sizeof(tuned) / sizeof(tuned[0]), err, errlen) < 0) {
-        rd_kafka_conf_destroy(conf);
-        conf = NULL;
-    }
+    conf = publisher_conf_new(cfg, err, errlen);
     if (!conf) {
         free(p);
         return NULL;

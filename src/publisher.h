@@ -24,6 +24,12 @@ typedef void (*publisher_ack_fn)(void *opaque, void *token, enum output_topic to
                                  rd_kafka_resp_err_t err);
 
 /*
+ * The producer's librdkafka configuration, as publisher_new() makes it, but
+ * for its callbacks. NULL with a reason in err.
+ */
+rd_kafka_conf_t *publisher_conf_new(const struct config *cfg, char *err, size_t errlen);
+
+/*
  * Create the producer: kafka.brokers, client.id and kafka.properties from
  * cfg, enable.idempotence=true (acks=all, ordered, no duplicates from its own
  * retries), topics from cfg->output. With cfg->dry_run it sends nothing and

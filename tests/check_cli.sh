@@ -89,6 +89,85 @@ status() {
     fi
 }
 
+# -t makes every Kafka client's configuration as the start does, and reports what librdkafka
+# would refuse there as file:line errors: before, it said OK and the start exited 69.
+idem="(crm-consumerd's producer is always idempotent)"
+refused() { # refused NAME PROPERTY MESSAGE
+    printf 'kafka = {\n  brokers = "localhost:9092";\n  properties = {\n    session_timeout_ms = 45000;\n    %s;\n  };\n};\n' \
+        "$2" > "$tmp/props.conf"
+    printf '%s\n' "$tmp/props.conf:5: kafka.properties.$3" > "$tmp/props.out"
+    expect "-t refuses $1, exit 78" 78 "$tmp/props.out" -- $bin -t -c "$tmp/props.conf"
+}
+refused "acks = 0" "acks = 0" \
+    "acks: librdkafka refuses it for the producer: \`acks\` must be set to \`all\` when \`enable.idempotence\` is true $idem"
+refused "acks = 1" "acks = 1" \
+    "acks: librdkafka refuses it for the producer: \`acks\` must be set to \`all\` when \`enable.idempotence\` is true $idem"
+refused "max.in.flight = 10" "max_in_flight_requests_per_connection = 10" \
+    "max_in_flight_requests_per_connection: librdkafka refuses it for the producer: \`max.in.flight\` must be set <= 5 when \`enable.idempotence\` is true $idem"
+refused "retries = 0" "retries = 0" \
+    "retries: librdkafka refuses it for the producer: \`retries\` must be set >= 1 when \`enable.idempotence\` is true $idem"
+refused "an unknown assignor" 'partition_assignment_strategy = "bogus"' \
+    "partition_assignment_strategy: librdkafka refuses it for the consumer: Unsupported partition.assignment.strategy: bogus"
+refused "enable.idempotence = false" "enable_idempotence = false" \
+    "enable_idempotence: must be true, as crm-consumerd sets it: the producer is idempotent, so that its retries neither duplicate nor reorder outputs"
+
+# Every refusal at once, each at its own line, also from an included file.
+cat > "$tmp/props.inc" <<'CONF'
+kafka = {
+  brokers = "localhost:9092";
+  properties = {
+    acks = 1;
+    linger_ms = 20;
+    retries = 0;
+  };
+};
+CONF
+printf 'log = { level = "info"; };\n@include "%s"\n' "$tmp/props.inc" > "$tmp/props.conf"
+cat > "$tmp/props.out" <<OUT
+$tmp/props.inc:4: kafka.properties.acks: librdkafka refuses it for the producer: \`acks\` must be set to \`all\` when \`enable.idempotence\` is true $idem
+$tmp/props.inc:6: kafka.properties.retries: librdkafka refuses it for the producer: \`retries\` must be set >= 1 when \`enable.idempotence\` is true $idem
+OUT
+expect "-t reports every refused property at its file and line" 78 "$tmp/props.out" -- \
+    $bin -t -c "$tmp/props.conf"
+# What -t accepts, the start accepts: the same file without the two goes as far as the brokers.
+sed -i '/acks = 1;/d; /retries = 0;/d' "$tmp/props.inc"
+expect "-t accepts the properties librdkafka takes" 0 "$tmp/ok.out" -- $bin -t -c "$tmp/props.conf"
+
+# Only regular files are read, and the file with its includes is bounded: nothing blocks or
+# takes long. Without the checks, a FIFO blocked for ever and a large include parsed for seconds.
+mkfifo "$tmp/fifo"
+status "-c names a FIFO: refused at once, exit 66" 66 \
+    "^$tmp/fifo: cannot read: not a regular file but a FIFO; name the configuration file\$" -- \
+    timeout 10 $bin -t -c "$tmp/fifo"
+printf 'kafka = { brokers = "localhost:9092"; };\n@include "%s"\n' "$tmp/fifo" > "$tmp/fifo.conf"
+status "@include of a FIFO: refused at once, exit 78" 78 \
+    "^$tmp/fifo.conf:2: syntax error: cannot include \"$tmp/fifo\": not a regular file but a FIFO\$" \
+    -- timeout 10 $bin -t -c "$tmp/fifo.conf"
+printf 'kafka = { brokers = "localhost:9092"; };\n@include "/dev/zero"\n' > "$tmp/zero.conf"
+status "@include of a device: refused, exit 78" 78 \
+    'zero.conf:2: syntax error: cannot include "/dev/zero": not a regular file but a character device$' \
+    -- timeout 10 $bin -t -c "$tmp/zero.conf"
+# 700 KB each: either file alone is allowed, both together are over 1 MiB.
+yes '# a comment line that pads the file out to its size, seventy-two bytes.' | head -n 9700 \
+    > "$tmp/pad.conf"
+printf 'kafka = { brokers = "localhost:9092"; };\n@include "%s"\n' "$tmp/pad.conf" > "$tmp/one.conf"
+echo "configuration OK" > "$tmp/one.out"
+expect "@include of a 700 KB file: allowed" 0 "$tmp/one.out" -- timeout 10 $bin -t -c "$tmp/one.conf"
+printf '@include "%s"\n' "$tmp/pad.conf" >> "$tmp/one.conf"
+status "two 700 KB includes: over 1 MiB together, exit 78" 78 \
+    "^$tmp/one.conf:3: syntax error: cannot include \"$tmp/pad.conf\": the file and its includes together would be over 1048576 bytes, so not a configuration\$" \
+    -- timeout 10 $bin -t -c "$tmp/one.conf"
+{
+    echo 'kafka = { brokers = "localhost:9092"; };'
+    echo 'processing = {'
+    seq 1 5000 | sed 's/.*/  x& = &;/'
+    echo '};'
+} > "$tmp/many.inc"
+printf 'log = { level = "info"; };\n@include "%s"\n' "$tmp/many.inc" > "$tmp/many.conf"
+status "5000 settings in an include: over 4096, exit 78" 78 \
+    "^$tmp/many.conf: cannot read: over 4096 settings in the file and its includes together, so not a configuration\$" \
+    -- timeout 10 $bin -t -c "$tmp/many.conf"
+
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     cp conf/crm-consumer.conf "$tmp/private.conf"
     chmod 600 "$tmp/private.conf"

@@ -211,6 +211,17 @@ static const struct {
     {"kafka = { brokers = \"b\";\n properties = { auto_commit_enable = false; }; };\n",
      ":2: kafka.properties.auto_commit_enable: managed by crm-consumerd for at-least-once "
      "delivery; remove it"},
+    /* properties the daemon sets for its guarantees: only its own value, or none */
+    {"kafka = { brokers = \"b\";\n properties = { enable_idempotence = false; }; };\n",
+     ":2: kafka.properties.enable_idempotence: must be true, as crm-consumerd sets it: the "
+     "producer is idempotent, so that its retries neither duplicate nor reorder outputs"},
+    {"kafka = { brokers = \"b\";\n properties = { enable_partition_eof = \"false\"; }; };\n",
+     ":2: kafka.properties.enable_partition_eof: must be true, as crm-consumerd sets it: the "
+     "reader of output.identities_topic needs it to know when it has read every link"},
+    {"kafka = { brokers = \"b\";\n properties = { transactional_id = \"crm\"; }; };\n",
+     ":2: kafka.properties.transactional_id: not allowed: the producer is idempotent, not "
+     "transactional, and librdkafka refuses every output of a transactional producer sent "
+     "outside a transaction; remove it"},
     {"kafka = { brokers = \"b\";\n properties = { debug = [ \"all\" ]; }; };\n",
      ":2: kafka.properties.debug: must be an integer, a float, a boolean or a string "
      "(got an array)"},
@@ -307,6 +318,8 @@ static const char *const valid[] = {
     BROKERS "http = { listen = \"localhost:1\"; };\n",
     BROKERS "responses = { email = \"{{literal}} {name} }} {{\"; };\n",
     BROKERS "processing = { batch_size = 500L; max_in_flight = 0x10; };\n",
+    "kafka = { brokers = \"b\";\n"
+    " properties = { enable_idempotence = true; enable_partition_eof = \"true\"; }; };\n",
     "kafka = { brokers = \"b\"; topics = ( \"a\", \"b-c_d.e\" ); };\n",
     BROKERS "retry = { initial_backoff_ms = 30000; };\n",
     /* The same name in two groups on one line: each literal is matched to its own value. */
@@ -429,7 +442,7 @@ START_TEST(test_properties_translated)
         int line;
     } want[] = {
         {"session.timeout.ms", "45000", 3},
-        {"enable.partition.eof", "false", 4},
+        {"check.crcs", "false", 4},
         {"partition.assignment.strategy", "roundrobin", 5},
         {"linger.ms", "5.5", 6},
         {"statistics.interval.ms", "60000", 7},
@@ -437,7 +450,7 @@ START_TEST(test_properties_translated)
     struct config *cfg = assert_loads("kafka = { brokers = \"b\";\n"
                                       "  properties = {\n"
                                       "    session_timeout_ms = 45000;\n"
-                                      "    enable_partition_eof = false;\n"
+                                      "    check_crcs = false;\n"
                                       "    partition_assignment_strategy = \"roundrobin\";\n"
                                       "    linger_ms = 5.5;\n"
                                       "    statistics_interval_ms = 60000L;\n"
@@ -488,6 +501,7 @@ START_TEST(test_secret_files)
     ck_assert_uint_eq(cfg->kafka.nproperties, 1);
     ck_assert_str_eq(cfg->kafka.properties[0].name, "sasl.password");
     ck_assert_str_eq(cfg->kafka.properties[0].value, "s3cr3t-value");
+    ck_assert(cfg->kafka.properties[0].secret);
     config_free(cfg);
     free(text);
 
@@ -759,6 +773,29 @@ START_TEST(test_include_directory)
 }
 END_TEST
 
+/* Each property keeps where it was written, for the messages of crm-consumerd -t. */
+START_TEST(test_property_source)
+{
+    char *inc =
+        write_conf("\nkafka = {\n  brokers = \"b\";\n  properties = { linger_ms = 5; };\n};\n");
+    char *text = NULL;
+    struct config *cfg;
+
+    ck_assert_int_ge(asprintf(&text, "log = { level = \"info\"; };\n@include \"%s\"\n", inc), 0);
+    cfg = assert_loads(text);
+    ck_assert_uint_eq(cfg->kafka.nproperties, 1);
+    ck_assert_str_eq(cfg->kafka.properties[0].name, "linger.ms");
+    ck_assert_int_eq(cfg->kafka.properties[0].line, 4);
+    ck_assert_ptr_nonnull(cfg->kafka.properties[0].file);
+    ck_assert_str_eq(cfg->kafka.properties[0].file, inc);
+    ck_assert(!cfg->kafka.properties[0].secret);
+    config_free(cfg);
+    free(text);
+    unlink(inc);
+    free(inc);
+}
+END_TEST
+
 START_TEST(test_errors_clear_empty)
 {
     struct config_errors errs = {0};
@@ -856,6 +893,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_directory);
     tcase_add_test(tc, test_nul_byte);
     tcase_add_test(tc, test_include_directory);
+    tcase_add_test(tc, test_property_source);
     tcase_add_test(tc, test_errors_clear_empty);
     suite_add_tcase(s, tc);
     return s;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# check_daemon.sh -- the real binary on a mock cluster: drain, commit, SIGHUP, SIGTERM, no brokers.
+# check_daemon.sh -- the real binary on a mock cluster: drain, commit, signals, no brokers.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
@@ -59,6 +59,27 @@ check "SIGHUP with a broken file keeps the running configuration" \
     wait_for "$tmp/daemon.log" 'has errors; keeping the running configuration' 10
 check "still running after a bad reload" kill -0 "$dpid"
 
+# What a stray `systemctl kill -s SIG` may send: each is logged, none stops or harms the daemon.
+noted="USR1 USR2 ALRM VTALRM PROF IO PWR STKFLT TSTP RTMIN RTMAX"
+for sig in $noted TTIN TTOU XFSZ PIPE; do
+    kill -s "$sig" "$dpid"
+done
+check "SIGUSR1: logged, nothing to reopen" wait_for "$tmp/daemon.log" 'SIGUSR1: the log is' 10
+for sig in $noted; do
+    case $sig in
+    USR1) ;;
+    RTMIN) check "SIGRTMIN: logged and ignored" \
+        wait_for "$tmp/daemon.log" 'signal [0-9]+ \(SIGRTMIN\+0\): ignored' 10 ;;
+    RTMAX) check "SIGRTMAX: logged and ignored" \
+        wait_for "$tmp/daemon.log" 'signal [0-9]+ \(SIGRTMIN\+[1-9][0-9]*\): ignored' 10 ;;
+    IO) check "SIGIO: logged and ignored" wait_for "$tmp/daemon.log" 'SIG(IO|POLL): ignored' 10 ;;
+    *) check "SIG$sig: logged and ignored" wait_for "$tmp/daemon.log" "SIG$sig: ignored" 10 ;;
+    esac
+done
+check "still running after the stray signals" kill -0 "$dpid"
+check "the loop still turns after the stray signals (/health is 200)" \
+    curl -sf -o /dev/null "http://127.0.0.1:$port/health"
+
 kill -TERM "$dpid"
 start=$SECONDS
 wait "$dpid"
@@ -71,6 +92,23 @@ check "SIGTERM: every message counted (1801 handled, 200 dead letters)" \
     "$tmp/daemon.log"
 check "after SIGTERM the committed offsets are still the high watermarks" \
     $tool wait-committed "$addr" daemon-test crm.inbound 5
+
+# SIGQUIT stops the daemon as SIGTERM does (commit, leave, exit 0), without a core dump.
+$tool produce "$addr" crm.inbound 100 > /dev/null
+write_conf info 10
+"$bin" -c "$tmp/crm.conf" 2> "$tmp/daemon3.log" &
+dpid=$!
+check "another life picks up the new messages" \
+    $tool wait-committed "$addr" daemon-test crm.inbound 60
+kill -QUIT "$dpid"
+wait "$dpid"
+status=$?
+dpid=
+check "SIGQUIT: exit status 0" [ "$status" -eq 0 ]
+check "SIGQUIT: finishes the batch, commits and leaves the group" \
+    grep -q 'Quit: finishing the batch, flushing outputs, committing and leaving the group' \
+    "$tmp/daemon3.log"
+check "SIGQUIT: every message counted" grep -q 'stopped: 100 messages' "$tmp/daemon3.log"
 
 # Every broker gone: SIGTERM must still end the process within shutdown_timeout_s.
 $tool produce "$addr" crm.inbound 100 > /dev/null

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -482,6 +483,79 @@ START_TEST(test_bodies)
 }
 END_TEST
 
+/*
+ * Framing RFC 9112 requires a server to refuse with 400, and to close the
+ * connection after: what follows could be another request hidden in a body.
+ */
+static const struct framing_case {
+    const char *req;
+    const char *why;
+} framing_cases[] = {
+    {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 37\r\n\r\n"
+     "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+     "more than one Content-Length"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\ncontent-length: 0\r\n\r\n",
+     "more than one Content-Length"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length : 34\r\n\r\n"
+     "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+     "a header field name with whitespace"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad\t: 1\r\n\r\n",
+     "a header field name with whitespace"},
+    {"GET /health HTTP/1.1\r\n\r\n", "no Host in an HTTP/1.1 request"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", "more than one Host"},
+};
+
+START_TEST(test_framing)
+{
+    const struct framing_case *fc = &framing_cases[_i];
+    char body[128];
+    struct reply r;
+
+    start();
+    exchange(AF_INET, fc->req, strlen(fc->req), &r);
+    assert_status(&r, "HTTP/1.1 400 Bad Request");
+    ck_assert(has_header(&r, CT_JSON));
+    ck_assert(has_header(&r, "Connection: close"));
+    /* Exactly our body, then the close (read_reply reads to it): nothing hidden was served. */
+    snprintf(body, sizeof(body), "{\"error\":\"bad request: %s\"}\n", fc->why);
+    ck_assert_uint_eq(r.body_len, strlen(body));
+    ck_assert_mem_eq(r.body, body, r.body_len);
+    reply_free(&r);
+    ck_assert(metrics_answers_within(IO_TIMEOUT_MS));
+}
+END_TEST
+
+/*
+ * Requests libmicrohttpd refuses before the daemon sees them: its own
+ * responses, documented in crm-consumerd(8) as lacking the daemon's headers.
+ * Each is refused and closed, and nothing in it is served.
+ */
+static const struct library_case {
+    const char *req;
+    const char *status;
+} library_cases[] = {
+    {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+     "HTTP/1.1 413 Content Too Large"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nNo-Colon\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+    {"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 HTTP Version Not Supported"},
+};
+
+START_TEST(test_library_refusals)
+{
+    const struct library_case *lc = &library_cases[_i];
+    struct reply r;
+
+    start();
+    exchange(AF_INET, lc->req, strlen(lc->req), &r);
+    ck_assert_msg(strcmp(r.status, lc->status) == 0, "want \"%s\", got:\n%s", lc->status, r.raw);
+    ck_assert(has_header(&r, "Connection: close"));
+    ck_assert_ptr_null(strstr(r.raw, "200 OK"));
+    reply_free(&r);
+    ck_assert(metrics_answers_within(IO_TIMEOUT_MS));
+}
+END_TEST
+
 START_TEST(test_huge_headers)
 {
     size_t cap = 80 * 1024, len;
@@ -556,30 +630,35 @@ START_TEST(test_connection_limit)
 }
 END_TEST
 
-/* At the limit, a new connection waits (unserved) until a slot frees. */
+/*
+ * At the limit, a new connection displaces the one idle the longest (here
+ * the first, which never sent a byte) and is served at once; the others stay.
+ */
 START_TEST(test_connection_limit_enforced)
 {
     static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    struct pollfd p;
+    struct pollfd p[7];
     struct reply r;
     int idle[8], fd;
 
     cfg->http.max_connections = 8;
     cfg->http.max_connections_per_ip = 100;
-    cfg->http.timeout_s = 30; /* so that only a close frees a slot */
+    cfg->http.timeout_s = 30; /* so that only the limit closes anything here */
     start();
+    /* Accepted in the order they connect, from the listen queue: each is older than the next. */
     for (size_t i = 0; i < 8; i++)
         idle[i] = dial(AF_INET, port);
     fd = dial(AF_INET, port);
     ck_assert(send_all(fd, req, sizeof(req) - 1));
-    p = (struct pollfd){.fd = fd, .events = POLLIN};
-    ck_assert_int_eq(poll(&p, 1, 500), 0);
-    close(idle[0]);
     read_reply(fd, &r);
     assert_status(&r, "HTTP/1.1 200 OK");
     reply_free(&r);
     close(fd);
+    ck_assert_int_eq(wait_closed(idle[0], IO_TIMEOUT_MS), 1);
     for (size_t i = 1; i < 8; i++)
+        p[i - 1] = (struct pollfd){.fd = idle[i], .events = POLLIN};
+    ck_assert_int_eq(poll(p, 7, 200), 0);
+    for (size_t i = 0; i < 8; i++)
         close(idle[i]);
 }
 END_TEST
@@ -611,6 +690,205 @@ START_TEST(test_idle_timeout)
         close(fds[i]);
     }
     ck_assert(metrics_answers_within(IO_TIMEOUT_MS));
+}
+END_TEST
+
+/*
+ * A client that sends a header line now and then, never ending its headers,
+ * is closed once http.timeout_s has passed since it connected, although no
+ * single silence lasts that long.
+ */
+START_TEST(test_header_deadline)
+{
+    static const char start_line[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+    int64_t started, closed_at = -1;
+    int fd;
+
+    cfg->http.timeout_s = 1;
+    start();
+    fd = dial(AF_INET, port);
+    started = now_ms();
+    ck_assert(send_all(fd, start_line, sizeof(start_line) - 1));
+    for (int i = 0; now_ms() - started < 4000; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "X-Trickle-%d: 1\r\n", i);
+
+        if (wait_closed(fd, 300) == 1 || !send_all(fd, line, (size_t)n)) {
+            closed_at = now_ms();
+            break;
+        }
+    }
+    close(fd);
+    ck_assert_msg(closed_at >= 0, "a trickling client still connected after 4 s");
+    /* The deadline, plus the server's sweep (a quarter of a second) and slack for slow builds. */
+    ck_assert_msg(closed_at - started < 1000 + 1500, "closed after %lld ms",
+                  (long long)(closed_at - started));
+    ck_assert(metrics_answers_within(IO_TIMEOUT_MS));
+}
+END_TEST
+
+/* The slowloris of the test below: many addresses, each trickling header lines. */
+#define TRICKLE_ADDRS        80
+#define TRICKLE_PER_ADDR     2
+#define TRICKLE_LINE_MS      1000
+#define TRICKLE_RECONNECT_MS 250
+#define TRICKLE_MAX_CONNECTS 5000
+#define TRICKLE_SLOTS        (TRICKLE_ADDRS * TRICKLE_PER_ADDR)
+
+struct trickle {
+    pthread_t thread;
+    atomic_bool stop;
+    atomic_uint connects; /* connections made, all slots together */
+    atomic_uint closed;   /* of which the server closed */
+    int port;
+};
+
+/* A non-blocking connection to the server from 127.0.1.(n + 1); -1 on failure. */
+static int trickle_dial(int n, int p)
+{
+    struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    if (fd < 0)
+        return -1;
+    from.sin_addr.s_addr = htonl(0x7f000101u + (uint32_t)n);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons((uint16_t)p);
+    if (bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0 ||
+        (connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 && errno != EINPROGRESS)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Keep every slot connected and trickling, reconnecting what the server closes, until stopped. */
+static void *trickle_run(void *arg)
+{
+    static const char start_line[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+    struct trickle *t = arg;
+    struct {
+        int fd;
+        bool connected;
+        int64_t next_ms; /* the next line, or the next connection attempt */
+        unsigned lines;
+    } slot[TRICKLE_SLOTS];
+    struct pollfd pfd[TRICKLE_SLOTS];
+
+    for (int i = 0; i < TRICKLE_SLOTS; i++)
+        slot[i].fd = -1, slot[i].next_ms = 0;
+    while (!atomic_load(&t->stop)) {
+        int64_t now = now_ms();
+
+        for (int i = 0; i < TRICKLE_SLOTS; i++) {
+            char line[48];
+            int n;
+
+            if (slot[i].fd < 0 && now >= slot[i].next_ms &&
+                atomic_load(&t->connects) < TRICKLE_MAX_CONNECTS) {
+                slot[i].fd = trickle_dial(i % TRICKLE_ADDRS, t->port);
+                slot[i].connected = false;
+                slot[i].lines = 0;
+                slot[i].next_ms = now + TRICKLE_RECONNECT_MS;
+                if (slot[i].fd >= 0)
+                    atomic_fetch_add(&t->connects, 1);
+            } else if (slot[i].fd >= 0 && slot[i].connected && now >= slot[i].next_ms) {
+                n = snprintf(line, sizeof(line), "X-Trickle-%u: 1\r\n", slot[i].lines++);
+                if (send(slot[i].fd, line, (size_t)n, MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+                    close(slot[i].fd);
+                    slot[i].fd = -1;
+                    atomic_fetch_add(&t->closed, 1);
+                }
+                slot[i].next_ms = now + TRICKLE_LINE_MS;
+            }
+            pfd[i] =
+                (struct pollfd){.fd = slot[i].fd, .events = slot[i].connected ? POLLIN : POLLOUT};
+        }
+        if (poll(pfd, TRICKLE_SLOTS, 20) <= 0)
+            continue;
+        for (int i = 0; i < TRICKLE_SLOTS; i++) {
+            char buf[512];
+            int soerr = 0;
+            socklen_t len = sizeof(soerr);
+            bool gone = false;
+
+            if (slot[i].fd < 0 || !pfd[i].revents)
+                continue;
+            if (!slot[i].connected) {
+                getsockopt(slot[i].fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+                gone = soerr != 0 ||
+                       send(slot[i].fd, start_line, sizeof(start_line) - 1, MSG_NOSIGNAL) < 0;
+                slot[i].connected = !gone;
+                slot[i].next_ms = now_ms() + TRICKLE_LINE_MS;
+            } else {
+                ssize_t r = recv(slot[i].fd, buf, sizeof(buf), 0);
+
+                gone = r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR);
+            }
+            if (gone) {
+                close(slot[i].fd);
+                slot[i].fd = -1;
+                slot[i].next_ms = now_ms() + TRICKLE_RECONNECT_MS;
+                atomic_fetch_add(&t->closed, 1);
+            }
+        }
+    }
+    for (int i = 0; i < TRICKLE_SLOTS; i++)
+        if (slot[i].fd >= 0)
+            close(slot[i].fd);
+    return NULL;
+}
+
+static int cmp_ms(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/*
+ * While 80 addresses keep twice as many connections trickling header lines
+ * (more than http.max_connections and its room together), probes from
+ * another address are each answered within a second: the bound supervisors
+ * restart a daemon by. The figures are printed for the record.
+ */
+START_TEST(test_trickle_probes)
+{
+    enum { PROBES = 30 };
+    static const char *const paths[] = {"/metrics", "/health", "/ready"};
+    struct trickle t = {.port = 0};
+    int64_t took[PROBES], waited;
+
+    start(); /* the defaults: 64 connections, 16 per address, a 10 s timeout */
+    t.port = port;
+    ck_assert_int_eq(pthread_create(&t.thread, NULL, trickle_run, &t), 0);
+    /* Every slot connected once: the server is past its limit before the first probe. */
+    for (waited = 0; atomic_load(&t.connects) < TRICKLE_SLOTS && waited < IO_TIMEOUT_MS;
+         waited += 50)
+        usleep(50 * 1000);
+    usleep(500 * 1000);
+    for (int i = 0; i < PROBES; i++) {
+        struct reply r;
+        int64_t t0 = now_ms();
+
+        request("GET", paths[i % 3], NULL, &r);
+        took[i] = now_ms() - t0;
+        ck_assert_msg(strncmp(r.status, "HTTP/1.1 200 ", 13) == 0 ||
+                          strncmp(r.status, "HTTP/1.1 503 ", 13) == 0,
+                      "probe %d got:\n%s", i, r.raw);
+        reply_free(&r);
+        usleep(100 * 1000);
+    }
+    atomic_store(&t.stop, true);
+    pthread_join(t.thread, NULL);
+    qsort(took, PROBES, sizeof(took[0]), cmp_ms);
+    printf("# trickle: %d addresses, %u connections made, %u closed by the server; %d probes "
+           "answered in %lld ms (median), %lld ms (slowest)\n",
+           TRICKLE_ADDRS, atomic_load(&t.connects), atomic_load(&t.closed), PROBES,
+           (long long)took[PROBES / 2], (long long)took[PROBES - 1]);
+    fflush(stdout);
+    ck_assert_uint_ge(atomic_load(&t.connects), TRICKLE_SLOTS);
+    ck_assert_msg(took[PROBES - 1] < 1000, "slowest probe %lld ms", (long long)took[PROBES - 1]);
 }
 END_TEST
 
@@ -1034,6 +1312,8 @@ static Suite *http_suite(void)
     tcase_add_loop_test(routes, test_not_found, 0, NELEMS(missing_paths));
     tcase_add_loop_test(routes, test_methods, 0, NELEMS(other_methods));
     tcase_add_loop_test(routes, test_bodies, 0, NELEMS(body_cases));
+    tcase_add_loop_test(routes, test_framing, 0, NELEMS(framing_cases));
+    tcase_add_loop_test(routes, test_library_refusals, 0, NELEMS(library_cases));
     tcase_add_test(routes, test_stop_null);
     suite_add_tcase(s, routes);
 
@@ -1045,6 +1325,8 @@ static Suite *http_suite(void)
     tcase_add_test(limits, test_connection_limit_enforced);
     tcase_add_test(limits, test_idle_timeout);
     tcase_add_test(limits, test_per_ip_limit);
+    tcase_add_test(limits, test_header_deadline);
+    tcase_add_test(limits, test_trickle_probes);
     suite_add_tcase(s, limits);
 
     tcase_add_checked_fixture(listen_tc, setup, teardown);

@@ -446,9 +446,8 @@ static void add_property(struct config *cfg, const char *name, const char *value
         realloc(cfg->kafka.properties, (cfg->kafka.nproperties + 1) * sizeof(*props));
 
     ck_assert_ptr_nonnull(props);
-    props[cfg->kafka.nproperties].name = strdup(name);
-    props[cfg->kafka.nproperties].value = strdup(value);
-    props[cfg->kafka.nproperties].line = 0;
+    props[cfg->kafka.nproperties] =
+        (struct config_property){.name = strdup(name), .value = strdup(value)};
     cfg->kafka.properties = props;
     cfg->kafka.nproperties++;
 }
