@@ -30,8 +30,8 @@ CLANG_FORMAT ?= clang-format
 # Debian 12 packages: to build, to test, and for style-check.
 DEB_BUILD := gcc make libc6-dev pkg-config librdkafka-dev libcjson-dev libconfig-dev \
              libmicrohttpd-dev libsystemd-dev check liblmdb-dev
-DEB_TEST  := kcat python3-kafka python3-confluent-kafka prometheus mandoc clang-format curl \
-             openssl valgrind
+DEB_TEST  := kcat python3-kafka python3-confluent-kafka python3-yaml prometheus mandoc clang-format \
+             curl openssl valgrind
 # make fuzz: clang and libFuzzer's runtime (only recommended by clang, so named here).
 DEB_FUZZ  := clang libclang-rt-14-dev
 # make deb, and check-slow's test of the package under a booted systemd.
@@ -152,7 +152,7 @@ check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster $(O)/tests/store_dump
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster DUMP_BIN=$(O)/tests/store_dump \
 	    tests/run-tests $(TEST_BINS) tests/check_cli.sh tests/check_daemon.sh \
 	    tests/check_e2e.sh tests/check_identities.sh tests/check_trace.sh tests/check_observe.sh \
-	    tests/check_unit.sh tests/check_install.sh
+	    tests/check_alerts.sh tests/check_unit.sh tests/check_install.sh
 
 check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so $(O)/bench/replay \
             $(O)/tests/store_dump

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # check_observe.sh -- what an operator sees: /metrics (valid for promtool, counts and lag right),
 # /health and /ready through a broker outage, the sd_notify messages in order, and a real
-# Prometheus server scraping the daemon.
+# Prometheus server scraping the daemon, evaluating the alert rules and answering every query
+# of the Grafana dashboard.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lib.sh
@@ -101,11 +102,16 @@ check "every broker down: /health still 200 (the loop turns)" \
 for b in 1 2 3; do echo "up $b" >&3; done
 check "brokers back: /ready 200" $tool wait-status "$base/ready" 200 60
 
-# A real Prometheus server scrapes the daemon.
+# A real Prometheus server scrapes the daemon, with the alert rules loaded; the dashboard's
+# queries are run against it.
+dashboard=monitoring/crm-consumerd.dashboard.json
+check "the dashboard is valid JSON" bash -c '"$0" -m json.tool "$1" > /dev/null' "$py" "$dashboard"
 if command -v prometheus >/dev/null; then
     pport=$($tool free-port)
+    prom="http://127.0.0.1:$pport"
     cat > "$tmp/prometheus.yml" <<PROM
-global: { scrape_interval: 1s }
+global: { scrape_interval: 1s, evaluation_interval: 1s }
+rule_files: [ "$PWD/monitoring/crm-consumerd.rules.yml" ]
 scrape_configs:
   - job_name: crm-consumerd
     static_configs: [ { targets: [ "127.0.0.1:$port" ] } ]
@@ -114,8 +120,23 @@ PROM
         --web.listen-address="127.0.0.1:$pport" > "$tmp/prometheus.log" 2>&1 &
     ppid_=$!
     check "Prometheus scrapes kafka_consumer_messages_consumed_total = 350" \
-        $tool prom-query "http://127.0.0.1:$pport" 'sum(kafka_consumer_messages_consumed_total)' \
-        350 60
+        $tool prom-query "$prom" 'sum(kafka_consumer_messages_consumed_total)' 350 60
+    # Messages flow while it scrapes, so that the rates and quantiles have something to show.
+    $ktool produce "$addr" crm.inbound 100 > /dev/null
+    check "Prometheus scrapes 450 consumed" \
+        $tool prom-query "$prom" 'sum(kafka_consumer_messages_consumed_total)' 450 60
+    check "Prometheus has at least 3 scrapes of the daemon in the last minute" \
+        $tool prom-query "$prom" 'count_over_time(up{job="crm-consumerd"}[1m]) >= bool 3' 1 30
+    check "every alert rule evaluates on the daemon's metrics without error" \
+        bash -c '$0 tests/monitoring_tool.py rules-health "$1" 30 > "$2" 2>&1' \
+        "$py" "$prom" "$tmp/rules.out"
+    sed 's/^/#   /' "$tmp/rules.out"
+    # Every expression must parse; those that return no data are listed (the record age
+    # panels have none until the daemon exports the record age).
+    check "every dashboard expression parses, two thirds or more return data" \
+        bash -c '$0 tests/monitoring_tool.py dashboard-queries "$1" "$2" 0.67 > "$3" 2>&1' \
+        "$py" "$prom" "$dashboard" "$tmp/dashboard.out"
+    sed 's/^/#   /' "$tmp/dashboard.out"
     kill "$ppid_"
     wait "$ppid_" 2>/dev/null
 else
