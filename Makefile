@@ -153,7 +153,7 @@ check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster $(O)/tests/store_dump
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster DUMP_BIN=$(O)/tests/store_dump \
 	    tests/run-tests $(TEST_BINS) tests/check_cli.sh tests/check_daemon.sh \
 	    tests/check_e2e.sh tests/check_identities.sh tests/check_trace.sh tests/check_observe.sh \
-	    tests/check_unit.sh tests/check_install.sh
+	    tests/check_unit.sh tests/check_install.sh tests/check_replay.sh
 
 check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so $(O)/bench/replay \
             $(O)/tests/store_dump
