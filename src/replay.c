@@ -417,12 +417,14 @@ static int dlq_open(struct dlq *d, const struct config *cfg, const char *path, c
         return EX_NOHOST;
     }
     nc.conf = kafka_conf_new(cfg, RD_KAFKA_CONSUMER, err, sizeof(err));
+    /* Brokers that do not answer are reported once, below: not by each connection attempt. */
     if (nc.conf &&
         (kafka_conf_set(nc.conf, "group.id", group, err, sizeof(err)) < 0 ||
          kafka_conf_set(nc.conf, "enable.auto.commit", "false", err, sizeof(err)) < 0 ||
          kafka_conf_set(nc.conf, "enable.auto.offset.store", "false", err, sizeof(err)) < 0 ||
          kafka_conf_set(nc.conf, "enable.partition.eof", "true", err, sizeof(err)) < 0 ||
-         kafka_conf_set(nc.conf, "auto.offset.reset", "earliest", err, sizeof(err)) < 0)) {
+         kafka_conf_set(nc.conf, "auto.offset.reset", "earliest", err, sizeof(err)) < 0 ||
+         kafka_conf_set(nc.conf, "log_level", "2", err, sizeof(err)) < 0)) {
         rd_kafka_conf_destroy(nc.conf);
         nc.conf = NULL;
     }

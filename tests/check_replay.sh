@@ -139,5 +139,10 @@ write_conf 8192 no.such.dlq
 rc=$?
 check "a missing dead-letter topic: exit 78, one line" bash -c "[ $rc -eq 78 ] &&
     [ \$(wc -l < '$tmp/bad.err') -eq 1 ] && grep -q 'no.such.dlq does not exist' '$tmp/bad.err'"
+sed -i 's/^  brokers = .*/  brokers = "127.0.0.1:1";/' "$tmp/crm.conf"
+"$bin" -c "$tmp/crm.conf" --dlq-stats > /dev/null 2> "$tmp/bad.err"
+rc=$?
+check "no brokers: exit 69, one line" bash -c "[ $rc -eq 69 ] &&
+    [ \$(wc -l < '$tmp/bad.err') -eq 1 ] && grep -q 'no answer from the brokers' '$tmp/bad.err'"
 
 finish replay
