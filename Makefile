@@ -74,11 +74,13 @@ LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.
             src/metrics.c src/http.c \
             src/telemetry.c src/notify.c src/demo.c src/demoview.c src/samples.c src/breaker.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \
-            src/handlers/form.c
+            src/handlers/form.c \
+            src/replay.c
 MAIN_SRCS := src/main.c
 TEST_NAMES := check_breaker check_config check_json check_router check_identity check_handlers check_metrics check_http \
               check_telemetry check_publisher check_demo check_consumer check_changelog \
-              check_linkstore check_links check_window check_flow check_trace check_deadletter
+              check_linkstore check_links check_window check_flow check_trace check_deadletter \
+              check_replay
 # Slow scenarios (make check-slow): every tests/slow/check_*.c is a Check binary, every
 # tests/slow/check_*.sh a shell test.
 SLOW_NAMES := $(patsubst tests/%.c,%,$(sort $(wildcard tests/slow/check_*.c)))
@@ -152,7 +154,7 @@ check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster $(O)/tests/store_dump
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster DUMP_BIN=$(O)/tests/store_dump \
 	    tests/run-tests $(TEST_BINS) tests/check_cli.sh tests/check_daemon.sh \
 	    tests/check_e2e.sh tests/check_identities.sh tests/check_trace.sh tests/check_observe.sh \
-	    tests/check_alerts.sh tests/check_unit.sh tests/check_install.sh
+	    tests/check_alerts.sh tests/check_unit.sh tests/check_install.sh tests/check_replay.sh
 
 check-slow: $(BIN) $(SLOW_BINS) $(O)/tests/mock_cluster $(O)/tests/slow/stall.so $(O)/bench/replay \
             $(O)/tests/store_dump

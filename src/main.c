@@ -27,6 +27,7 @@
 #include "log.h"
 #include "notify.h"
 #include "publisher.h"
+#include "replay.h"
 #include "router.h"
 #include "telemetry.h"
 
@@ -120,12 +121,25 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: crm-consumerd [-c FILE] [-t|--check-config] [--demo [--demo-rate N]] "
                  "[-V|--version] [-h|--help]\n"
+                 "       crm-consumerd [-c FILE] --dlq-stats\n"
+                 "       crm-consumerd [-c FILE] --replay [--class C[,C...]] [--since TIME] "
+                 "[--until TIME] [--limit N] [--dry-run]\n"
                  "  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ")\n"
                  "  -t, --check-config   check the configuration, print the result, exit\n"
                  "      --demo           run against an embedded broker with sample traffic\n"
                  "      --demo-rate N    sample messages per second (default 300)\n"
                  "      --dry-run        publish nothing (benchmarks only: inputs are "
-                 "committed)\n"
+                 "committed);\n"
+                 "                       with --replay: print what would be replayed, write "
+                 "nothing\n"
+                 "      --dlq-stats      summarise the dead-letter topic and exit\n"
+                 "      --replay         handle dead letters again, publish their outputs, exit\n"
+                 "      --class C,...    replay only these classes (parse, schema, identity,\n"
+                 "                       unknown_type, oversize, transient)\n"
+                 "      --since TIME     replay only records from TIME (ISO 8601, UTC by "
+                 "default)\n"
+                 "      --until TIME     replay only records before TIME\n"
+                 "      --limit N        replay at most N dead letters\n"
                  "  -V, --version        print the version and exit\n"
                  "  -h, --help           print this help and exit\n"
                  "See crm-consumerd(8) and crm-consumer.conf(5).\n");
@@ -484,8 +498,13 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
         {"demo", no_argument, NULL, 'D'},         {"demo-rate", required_argument, NULL, 'R'},
-        {"dry-run", no_argument, NULL, 'N'},      {NULL, 0, NULL, 0},
+        {"dry-run", no_argument, NULL, 'N'},      {"dlq-stats", no_argument, NULL, 'S'},
+        {"replay", no_argument, NULL, 'P'},       {"class", required_argument, NULL, 'C'},
+        {"since", required_argument, NULL, 'F'},  {"until", required_argument, NULL, 'U'},
+        {"limit", required_argument, NULL, 'L'},  {NULL, 0, NULL, 0},
     };
+    struct replay_options ro = {.since_ms = -1, .until_ms = -1};
+    int dlq_stats = 0, replay = 0, replay_filter = 0;
     const char *path = DEFAULT_CONFIG;
     int check_only = 0, opt, status, demo_rate = 300, want_demo = 0, dry_run = 0;
     struct demo *demo = NULL;
@@ -514,6 +533,39 @@ int main(int argc, char **argv)
         case 'N':
             dry_run = 1;
             break;
+        case 'S':
+            dlq_stats = 1;
+            break;
+        case 'P':
+            replay = 1;
+            break;
+        case 'C':
+            replay_filter = 1;
+            if (replay_parse_classes(optarg, &ro.classes, err, sizeof(err)) < 0) {
+                fprintf(stderr, "crm-consumerd: --class: %s\n", err);
+                return EX_USAGE;
+            }
+            break;
+        case 'F':
+        case 'U':
+            replay_filter = 1;
+            if (replay_parse_time(optarg, opt == 'F' ? &ro.since_ms : &ro.until_ms) < 0) {
+                fprintf(stderr,
+                        "crm-consumerd: --%s: \"%s\" is not an ISO 8601 time (2024-05-01, "
+                        "2024-05-01T12:30:00Z, 2024-05-01T14:30:00+02:00)\n",
+                        opt == 'F' ? "since" : "until", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case 'L':
+            replay_filter = 1;
+            errno = 0;
+            ro.limit = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end || errno || ro.limit < 1) {
+                fprintf(stderr, "crm-consumerd: --limit: a number of dead letters, 1 or more\n");
+                return EX_USAGE;
+            }
+            break;
         case 'R':
             demo_rate = (int)strtol(optarg, &end, 10);
             if (*optarg == '\0' || *end || demo_rate < 0 || demo_rate > 100000) {
@@ -526,6 +578,12 @@ int main(int argc, char **argv)
             usage(stderr);
             return EX_USAGE;
         }
+    }
+    if ((replay_filter && !replay) || (dlq_stats && (replay || dry_run)) ||
+        ((dlq_stats || replay) && (check_only || want_demo))) {
+        fprintf(stderr, "crm-consumerd: --class, --since, --until and --limit go with --replay; "
+                        "--dlq-stats and --replay with no other command\n");
+        return EX_USAGE;
     }
     if (optind < argc) {
         fprintf(stderr, "crm-consumerd: unexpected argument \"%s\"\n", argv[optind]);
@@ -589,6 +647,18 @@ int main(int argc, char **argv)
         return status;
     }
     log_set_level(cfg->log.level);
+    if (dlq_stats || replay) {
+        ro.dry_run = dry_run;
+        if (install_signals() < 0) {
+            log_warn("sigaction");
+            status = EX_OSERR;
+        } else {
+            status = dlq_stats ? replay_stats(cfg, path, &quit_signal)
+                               : replay_run(cfg, path, &ro, &quit_signal);
+        }
+        config_free(cfg);
+        return status;
+    }
     cfg->dry_run = dry_run;
     if (dry_run)
         log_warnx("--dry-run: nothing is published; offsets are committed as if it were");
