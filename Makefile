@@ -75,7 +75,7 @@ LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.
             src/telemetry.c src/notify.c src/demo.c src/demoview.c src/samples.c src/breaker.c \
             src/handlers/handlers.c src/handlers/email.c src/handlers/whatsapp.c \
             src/handlers/form.c \
-            src/replay.c
+            src/dlq.c src/replay.c
 MAIN_SRCS := src/main.c
 TEST_NAMES := check_breaker check_config check_json check_router check_identity check_handlers check_metrics check_http \
               check_telemetry check_publisher check_demo check_consumer check_changelog \

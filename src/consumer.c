@@ -43,12 +43,9 @@ struct consumer {
     struct offsets *offsets;
     struct fetchwatch *watch;
     struct emitter emitter;
-    struct window_token *current; /* the message being routed, for emit() */
-    struct trace trace;           /* its W3C trace context, copied onto its outputs */
-    struct dead_log {
-        int64_t since; /* when the class's window began (monotonic ms), 0: none open */
-        uint64_t more; /* dead letters of the class not logged in it */
-    } dead_log[ERROR_CLASSES];
+    struct window_token *current;   /* the message being routed, for emit() */
+    struct trace trace;             /* its W3C trace context, copied onto its outputs */
+    struct deadletter_log dead_log; /* dead letters logged at a bounded rate */
     rd_kafka_t *rk;
     rd_kafka_queue_t *closeq; /* events of a close in progress */
     rd_kafka_message_t **batch;
@@ -64,13 +61,6 @@ struct consumer {
     int64_t deadline;  /* for work done from rebalance callbacks while closing */
     double max_poll_s; /* max.poll.interval.ms: a handler that long has cost us the group */
     bool idle;         /* the last wait for messages found none */
-    struct {
-        rd_kafka_resp_err_t err;
-        const rd_kafka_topic_t *rkt; /* compared only, never used */
-        int32_t partition;
-        int64_t offset;
-        uint64_t repeats;
-    } last_error; /* the last consume error logged, to log a repeating one once */
     struct consumer_stats stats;
 };
 
@@ -433,44 +423,6 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     return 0; /* librdkafka frees json */
 }
 
-/* Consume-level errors come as messages with err set; none of them carries data. */
-static void consume_error(struct consumer *c, rd_kafka_message_t *m)
-{
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        return;
-    if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-        m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
-        /* Not fatal: the topic may be created later, and the subscription picks it up. */
-        log_warnx("topic %s does not exist: create it, or fix kafka.topics; waiting for it",
-                  m->rkt ? rd_kafka_topic_name(m->rkt) : "(unknown)");
-        return;
-    }
-    telemetry_consume_error(c->tm);
-    if (m->err == RD_KAFKA_RESP_ERR__FATAL)
-        c->fatal = true;
-    /*
-     * The same error at the same place comes back at every fetch (a batch
-     * librdkafka cannot decompress, say): log it once, then every 1000th time.
-     */
-    if (m->err == c->last_error.err && m->partition == c->last_error.partition &&
-        m->offset == c->last_error.offset && m->rkt == c->last_error.rkt) {
-        if (++c->last_error.repeats % 1000)
-            return;
-    } else {
-        c->last_error.err = m->err;
-        c->last_error.partition = m->partition;
-        c->last_error.offset = m->offset;
-        c->last_error.rkt = m->rkt;
-        c->last_error.repeats = 0;
-    }
-    if (m->rkt)
-        log_warnx("consume %s [%" PRId32 "] offset %" PRId64 ": %s%s", rd_kafka_topic_name(m->rkt),
-                  m->partition, m->offset, rd_kafka_message_errstr(m),
-                  c->last_error.repeats ? " (again, 1000 times)" : "");
-    else
-        log_warnx("consume: %s", rd_kafka_message_errstr(m));
-}
-
 /*
  * The consumer's defaults where the daemon's differ from librdkafka's, used
  * unless the operator sets the property in kafka.properties. Lag and broker
@@ -598,7 +550,8 @@ static void fill_batch(struct consumer *c, int timeout_ms)
         if (!m)
             break;
         if (m->err) {
-            consume_error(c, m);
+            if (fetchwatch_error(c->watch, m))
+                c->fatal = true;
             rd_kafka_message_destroy(m);
             continue;
         }
@@ -637,55 +590,15 @@ static bool flow_allows(struct consumer *c)
     }
 }
 
-/*
- * A flood of poison must not flood the journal: of each class, the first
- * dead letter of a DEAD_LOG_WINDOW_MS window is logged, and the others are
- * counted and said in one line when the window ends.
- */
-#define DEAD_LOG_WINDOW_MS 10000
-
-static void dead_log_flush(struct consumer *c, int cls, int64_t now)
-{
-    struct dead_log *d = &c->dead_log[cls];
-
-    if (d->more > 0)
-        log_info("%" PRIu64 " more dead letter%s of class %s in the last %d s", d->more,
-                 d->more == 1 ? "" : "s", router_class_name((enum error_class)cls),
-                 DEAD_LOG_WINDOW_MS / 1000);
-    d->more = 0;
-    d->since = now;
-}
-
+/* A dead letter, logged at a bounded rate (see deadletter.h), with its trace id. */
 static void log_dead_letter(struct consumer *c, const struct part *p, const rd_kafka_message_t *m,
                             const struct route_result *res)
 {
-    int cls = (int)res->error_class;
-    struct dead_log *d = &c->dead_log[cls];
-    int64_t now = clock_mono_ms();
-
-    if (d->since && now - d->since < DEAD_LOG_WINDOW_MS) {
-        d->more++;
+    if (!deadletter_log_due(&c->dead_log, res->error_class, clock_mono_ms()))
         return;
-    }
-    dead_log_flush(c, cls, now);
     log_info("%s [%" PRId32 "] offset %" PRId64 ": dead letter: %s: %s%s%s", p->topic, m->partition,
              m->offset, router_class_name(res->error_class), res->reason,
              c->trace.valid ? "; trace " : "", c->trace.valid ? c->trace.id : "");
-}
-
-/* The windows that ended with dead letters untold: tell them. */
-static void dead_log_tick(struct consumer *c)
-{
-    int64_t now = 0;
-
-    for (int cls = 0; cls < ERROR_CLASSES; cls++) {
-        if (c->dead_log[cls].more == 0)
-            continue;
-        if (now == 0)
-            now = clock_mono_ms();
-        if (now - c->dead_log[cls].since >= DEAD_LOG_WINDOW_MS)
-            dead_log_flush(c, cls, 0);
-    }
 }
 
 /* A message that can never be handled: its copy to the dead-letter topic is its output. */
@@ -941,7 +854,7 @@ int consumer_poll(struct consumer *c)
      * broker answers that the generation moved on, it gives the whole
      * assignment up as lost, after another member already took some of it.
      */
-    dead_log_tick(c);
+    deadletter_log_tick(&c->dead_log, clock_mono_ms());
     offsets_commit_idle(c->offsets,
                         c->idle && c->pool.in_flight == 0 && c->ps.n > 0 && !c->cooperative);
     sync_stats(c);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "log.h"
 
 static void add_header(rd_kafka_headers_t *h, const char *name, const char *value)
 {
@@ -111,4 +112,35 @@ int deadletter_send(struct publisher *pub, const rd_kafka_message_t *m,
         rc = publisher_send(pub, OUTPUT_DEAD_LETTERS, NULL, 0, NULL, 0, h, stamp, token);
     }
     return rc;
+}
+
+static void told(struct deadletter_log *l, int cls, int64_t now)
+{
+    if (l->more[cls] > 0)
+        log_info("%" PRIu64 " more dead letter%s of class %s in the last %d s", l->more[cls],
+                 l->more[cls] == 1 ? "" : "s", router_class_name((enum error_class)cls),
+                 DEADLETTER_LOG_WINDOW_MS / 1000);
+    l->more[cls] = 0;
+    l->since[cls] = now;
+}
+
+bool deadletter_log_due(struct deadletter_log *l, enum error_class cls, int64_t now)
+{
+    int c = (int)cls;
+
+    if (c < 0 || c >= ERROR_CLASSES)
+        return true;
+    if (l->since[c] && now - l->since[c] < DEADLETTER_LOG_WINDOW_MS) {
+        l->more[c]++;
+        return false;
+    }
+    told(l, c, now);
+    return true;
+}
+
+void deadletter_log_tick(struct deadletter_log *l, int64_t now)
+{
+    for (int c = 0; c < ERROR_CLASSES; c++)
+        if (l->more[c] > 0 && now - l->since[c] >= DEADLETTER_LOG_WINDOW_MS)
+            told(l, c, 0);
 }

@@ -29,6 +29,13 @@ struct fetchwatch {
     int64_t woke_at;           /* when they were, monotonic ms */
     int64_t watch_at;          /* the stall watch's next look, monotonic ms; 0 before the first */
     bool drained;              /* the prefetched queue was empty at the last look */
+    struct {
+        rd_kafka_resp_err_t err;
+        const rd_kafka_topic_t *rkt; /* compared only, never used */
+        int32_t partition;
+        int64_t offset;
+        uint64_t repeats;
+    } last_error; /* the last consume error logged, to log a repeating one once */
     uint64_t wakeups, stalls;
 };
 
@@ -257,6 +264,45 @@ void fetchwatch_tick(struct fetchwatch *fw, size_t n, fetch_part_at at, void *op
             fp->quiet_since = now;
         }
     }
+}
+
+bool fetchwatch_error(struct fetchwatch *fw, const rd_kafka_message_t *m)
+{
+    bool fatal;
+
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        return false;
+    if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+        m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+        /* Not fatal: the topic may be created later, and the subscription picks it up. */
+        log_warnx("topic %s does not exist: create it, or fix kafka.topics; waiting for it",
+                  m->rkt ? rd_kafka_topic_name(m->rkt) : "(unknown)");
+        return false;
+    }
+    telemetry_consume_error(fw->tm);
+    fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
+    /*
+     * The same error at the same place comes back at every fetch (a batch
+     * librdkafka cannot decompress, say): log it once, then every 1000th time.
+     */
+    if (m->err == fw->last_error.err && m->partition == fw->last_error.partition &&
+        m->offset == fw->last_error.offset && m->rkt == fw->last_error.rkt) {
+        if (++fw->last_error.repeats % 1000)
+            return fatal;
+    } else {
+        fw->last_error.err = m->err;
+        fw->last_error.partition = m->partition;
+        fw->last_error.offset = m->offset;
+        fw->last_error.rkt = m->rkt;
+        fw->last_error.repeats = 0;
+    }
+    if (m->rkt)
+        log_warnx("consume %s [%" PRId32 "] offset %" PRId64 ": %s%s", rd_kafka_topic_name(m->rkt),
+                  m->partition, m->offset, rd_kafka_message_errstr(m),
+                  fw->last_error.repeats ? " (again, 1000 times)" : "");
+    else
+        log_warnx("consume: %s", rd_kafka_message_errstr(m));
+    return fatal;
 }
 
 uint64_t fetchwatch_wakeups(const struct fetchwatch *fw)

@@ -59,6 +59,13 @@ void fetchwatch_wake(struct fetchwatch *fw, size_t n, fetch_part_at at, void *op
  */
 void fetchwatch_tick(struct fetchwatch *fw, size_t n, fetch_part_at at, void *opaque);
 
+/*
+ * A consume-level error the fetch gave instead of a message: counted, and
+ * logged once (then every 1000th time) while it repeats at the same place,
+ * as a batch that cannot be decompressed does. Returns true when it is fatal.
+ */
+bool fetchwatch_error(struct fetchwatch *fw, const rd_kafka_message_t *m);
+
 /* Wake-ups made, and stalled partitions fetched again. */
 uint64_t fetchwatch_wakeups(const struct fetchwatch *fw);
 uint64_t fetchwatch_stalls(const struct fetchwatch *fw);

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "demo.h"
 #include "demoview.h"
+#include "dlq.h"
 #include "consumer.h"
 #include "handlers/handlers.h"
 #include "kafka.h"
@@ -504,7 +505,7 @@ int main(int argc, char **argv)
         {"limit", required_argument, NULL, 'L'},  {NULL, 0, NULL, 0},
     };
     struct replay_options ro = {.since_ms = -1, .until_ms = -1};
-    int dlq_stats = 0, replay = 0, replay_filter = 0;
+    int want_stats = 0, replay = 0, replay_filter = 0;
     const char *path = DEFAULT_CONFIG;
     int check_only = 0, opt, status, demo_rate = 300, want_demo = 0, dry_run = 0;
     struct demo *demo = NULL;
@@ -534,7 +535,7 @@ int main(int argc, char **argv)
             dry_run = 1;
             break;
         case 'S':
-            dlq_stats = 1;
+            want_stats = 1;
             break;
         case 'P':
             replay = 1;
@@ -579,8 +580,8 @@ int main(int argc, char **argv)
             return EX_USAGE;
         }
     }
-    if ((replay_filter && !replay) || (dlq_stats && (replay || dry_run)) ||
-        ((dlq_stats || replay) && (check_only || want_demo))) {
+    if ((replay_filter && !replay) || (want_stats && (replay || dry_run)) ||
+        ((want_stats || replay) && (check_only || want_demo))) {
         fprintf(stderr, "crm-consumerd: --class, --since, --until and --limit go with --replay; "
                         "--dlq-stats and --replay with no other command\n");
         return EX_USAGE;
@@ -647,14 +648,14 @@ int main(int argc, char **argv)
         return status;
     }
     log_set_level(cfg->log.level);
-    if (dlq_stats || replay) {
+    if (want_stats || replay) {
         ro.dry_run = dry_run;
         if (install_signals() < 0) {
             log_warn("sigaction");
             status = EX_OSERR;
         } else {
-            status = dlq_stats ? replay_stats(cfg, path, &quit_signal)
-                               : replay_run(cfg, path, &ro, &quit_signal);
+            status = want_stats ? dlq_stats(cfg, path, &quit_signal)
+                                : replay_run(cfg, path, &ro, &quit_signal);
         }
         config_free(cfg);
         return status;

@@ -42,14 +42,6 @@ void replay_group_name(const struct config *cfg, const struct replay_options *o,
                        size_t len);
 
 /*
- * --dlq-stats: read output.dlq_topic from its beginning to its end as it is
- * now, outside any consumer group, and print the summary to standard
- * output. `path` is the configuration file, for messages. Returns an exit
- * status (sysexits.h); errors are logged.
- */
-int replay_stats(const struct config *cfg, const char *path, volatile sig_atomic_t *quit);
-
-/*
  * --replay: handle the selected dead letters again with the daemon's router
  * and handlers under cfg, publish their outputs to the output topics, and
  * commit the progress (in replay_group_name()'s group) only past dead letters
@@ -58,7 +50,7 @@ int replay_stats(const struct config *cfg, const char *path, volatile sig_atomic
  * *quit becomes non-zero. Returns an exit status: EX_OK when every selected
  * dead letter was replayed, EX_DATAERR when some failed again or could not
  * be replayed, EX_TEMPFAIL when interrupted, EX_UNAVAILABLE when outputs
- * were not acknowledged, others as replay_stats().
+ * were not acknowledged, others as dlq_open() (see dlq.h).
  */
 int replay_run(const struct config *cfg, const char *path, const struct replay_options *o,
                volatile sig_atomic_t *quit);
