@@ -123,12 +123,35 @@ const char *read_double_zero(const std::string &number, const std::string &regio
     return nullptr;
 }
 
+/*
+ * Whether s, the E.164 form read from number, reads back to itself without
+ * reading it again, which costs as much as the first reading. A second
+ * reading drops from the digits after the country code what the first
+ * would have dropped from the same digits by the same rules, so when the
+ * first dropped nothing, neither does the second. The first dropped
+ * nothing when a number with '+' comes out as it went in, or a national
+ * number comes out as the region's code and its digits and the region
+ * owns the code (a region sharing it, such as Jersey with +44, may read
+ * its local numbers by rules of its own).
+ */
+bool settled(const std::string &number, const std::string &region, const PhoneNumber &n,
+             const std::string &s)
+{
+    std::string owner;
+
+    if (number[0] == '+')
+        return s == number;
+    util().GetRegionCodeForCountryCode(n.country_code(), &owner);
+    return owner == region && s == "+" + std::to_string(n.country_code()) + number;
+}
+
 /* The E.164 form of number (see phone_normalise) in *out, or the reason it has none. */
 const char *normalise(const std::string &number, const std::string &region, std::string *out)
 {
     PhoneNumber n;
-    const char *why = number.compare(0, 2, "00") == 0 ? read_double_zero(number, region, &n)
-                                                      : read_number(number, region, &n);
+    bool double_zero = number.compare(0, 2, "00") == 0;
+    const char *why =
+        double_zero ? read_double_zero(number, region, &n) : read_number(number, region, &n);
 
     if (why != nullptr)
         return why;
@@ -138,7 +161,8 @@ const char *normalise(const std::string &number, const std::string &region, std:
      * "+490301234567" drops the trunk zero that was left in it.
      */
     std::string s = e164(n);
-    for (int round = 0;; round++) {
+    const std::string as_read = double_zero ? "+" + number.substr(2) : number;
+    for (int round = 0; !settled(as_read, region, n, s); round++) {
         PhoneNumber again;
 
         if ((why = read_number(s, region, &again)) != nullptr)
