@@ -37,8 +37,8 @@ int identity_email(const char *in, size_t len, char *out, size_t outlen, const c
  * text is not a number; -ENOMEM (*why set) when memory ran out, which a
  * retry may cure.
  *
- * Results are remembered by region and digits (a bounded table), so a
- * number seen before costs a lookup instead of libphonenumber's tens of
+ * Results are remembered by region and digits (up to 65536), so a number
+ * seen before costs a lookup instead of libphonenumber's 10 to 30
  * microseconds. Thread-safe.
  */
 int identity_phone(const char *in, size_t len, const char *region, char *out, size_t outlen,
