@@ -25,6 +25,8 @@ namespace
  */
 constexpr int SETTLE_ROUNDS = 4;
 
+constexpr const char *UNKNOWN_REGION = "the default region is not one libphonenumber knows";
+
 /*
  * libphonenumber's utility, made on first use: C++ makes a function's
  * static once whatever the threads, and GetInstance() is a once-only
@@ -205,14 +207,15 @@ extern "C" int phone_normalise(const char *number, const char *region, char *out
         reason = "output buffer too small";
     } else if (number == nullptr || !well_formed(number)) {
         reason = "phone number is not a \"+\" or nothing followed by digits";
-    } else if (phone_region_code(region) == 0) {
-        reason = "the default region is not one libphonenumber knows";
+    } else if (region == nullptr) {
+        reason = UNKNOWN_REGION;
     } else {
         try {
             std::string e;
 
-            reason = normalise(number, region, &e);
-            if (reason == nullptr) {
+            if (util().GetCountryCodeForRegion(region) == 0) {
+                reason = UNKNOWN_REGION;
+            } else if ((reason = normalise(number, region, &e)) == nullptr) {
                 memcpy(out, e.c_str(), e.size() + 1);
                 return 0;
             }
@@ -250,6 +253,8 @@ extern "C" int phone_code_region(int code, char *out, size_t outlen)
         util().GetRegionCodeForCountryCode(code, &region);
     } catch (const std::bad_alloc &) {
         return -ENOMEM;
+    } catch (const std::exception &) {
+        return -ENOENT;
     }
     /* "ZZ": no region has the code; "001": a non-geographic code, which no one dials nationally. */
     if (region.size() != 2 || region == "ZZ")
