@@ -1123,7 +1123,8 @@ static void check_http_pairs(struct ctx *c)
  * the start. default_country_code is read as its code's main region (1 as
  * "US", 44 as "GB"), which reads national numbers as every region sharing
  * the code does; trunk_prefix is ignored, as libphonenumber knows each
- * region's own. Beside default_region, the code must be that region's.
+ * region's own. Beside default_region, the code must be that region's
+ * (unless the region is wrong itself, which its own error says).
  */
 static void check_identity(struct ctx *c)
 {
@@ -1144,22 +1145,22 @@ static void check_identity(struct ctx *c)
                    "deprecated, and no region has country code %s; set identity.default_region "
                    "instead",
                    v);
-        } else if (c->set[dr] && c->bad[dr]) {
-            /* Reported already. */
-        } else if (c->set[dr] && phone_region_code(written) != code) {
+        } else if (!c->set[dr]) {
+            if (set_string(c, fields[dr].off, region)) {
+                report(c, c->set[cc], "identity.default_country_code",
+                       "deprecated; read as identity.default_region = \"%s\", which is what to "
+                       "write instead",
+                       region);
+                c->nwarnings++;
+            }
+        } else if (!c->bad[dr] && phone_region_code(written) != code) {
             report(c, c->set[cc], "identity.default_country_code",
                    "deprecated, and contradicts identity.default_region (\"%s\" has country code "
                    "%d); remove it",
                    written, phone_region_code(written));
-        } else if (c->set[dr]) {
+        } else if (!c->bad[dr]) {
             report(c, c->set[cc], "identity.default_country_code",
                    "deprecated, and identity.default_region is set; remove it");
-            c->nwarnings++;
-        } else if (set_string(c, fields[dr].off, region)) {
-            report(c, c->set[cc], "identity.default_country_code",
-                   "deprecated; read as identity.default_region = \"%s\", which is what to "
-                   "write instead",
-                   region);
             c->nwarnings++;
         }
     }

@@ -278,6 +278,8 @@ static const struct {
     {BROKERS "identity = { default_country_code = \"999\"; };\n",
      ":2: identity.default_country_code: deprecated, and no region has country code 999; set "
      "identity.default_region instead"},
+    {BROKERS "identity = { default_region = \"XX\"; default_country_code = \"44\"; };\n",
+     ":2: identity.default_region: " REGION_RULE " (got \"XX\")"},
     {BROKERS "identity = {\n default_region = \"US\";\n default_country_code = \"44\"; };\n",
      ":4: identity.default_country_code: deprecated, and contradicts identity.default_region "
      "(\"US\" has country code 1); remove it"},
