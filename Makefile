@@ -34,6 +34,8 @@ DEB_TEST  := kcat python3-kafka python3-confluent-kafka python3-yaml prometheus 
              curl openssl valgrind
 # make fuzz: clang and libFuzzer's runtime (only recommended by clang, so named here).
 DEB_FUZZ  := clang libclang-rt-14-dev
+# Phone numbers: libphonenumber, a C++ library, wrapped by src/phone.cc.
+DEB_BUILD += g++ libphonenumber-dev
 # make deb, and check-slow's test of the package under a booted systemd.
 DEB_PACKAGE := build-essential dpkg-dev debhelper lintian debootstrap systemd-container
 DEB_PKGS  := $(DEB_BUILD) $(DEB_TEST) $(DEB_FUZZ) $(DEB_PACKAGE)
@@ -42,6 +44,11 @@ PKGS      := rdkafka libcjson libconfig libmicrohttpd libsystemd lmdb
 HAVE_DEPS := $(shell command -v $(CC) >/dev/null 2>&1 && \
                      command -v $(PKG_CONFIG) >/dev/null 2>&1 && \
                      $(PKG_CONFIG) --exists $(PKGS) check && echo yes)
+# libphonenumber ships no pkg-config file: its header and a C++ compiler stand for it.
+ifeq ($(HAVE_DEPS),yes)
+HAVE_DEPS := $(shell command -v $(CXX) >/dev/null 2>&1 && \
+                     test -f /usr/include/phonenumbers/phonenumberutil.h && echo yes)
+endif
 
 WARNINGS  := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wformat=2 -Wpointer-arith -Wcast-qual -Wwrite-strings -Wundef \
@@ -49,6 +56,9 @@ WARNINGS  := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 ifeq ($(WERROR),1)
 WARNINGS  += -Werror
 endif
+# The same warnings for the C++ unit, less those C++ has no use for, and C++'s own.
+CXX_WARNINGS := $(filter-out -Wstrict-prototypes -Wmissing-prototypes,$(WARNINGS)) \
+                -Wmissing-declarations -Wold-style-cast -Wnon-virtual-dtor
 
 ifneq ($(SANITIZE),)
 SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -66,6 +76,10 @@ CHECK_LIBS   = $(shell $(PKG_CONFIG) --libs check)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O2 $(WARNINGS) \
              $(SAN_FLAGS) -MMD -MP $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+ALL_CXXFLAGS = -std=c++17 -g -O2 $(CXX_WARNINGS) $(SAN_FLAGS) -MMD -MP $(CXXFLAGS)
+# Linked only where used (the mock cluster does not), with libstdc++ as the C++ unit needs it.
+PHONE_LIBS := -Wl,--push-state,--as-needed -lphonenumber -lprotobuf -lstdc++ -Wl,--pop-state
+PKG_LIBS  += $(PHONE_LIBS)
 
 LIB_SRCS := src/log.c src/config.c src/arena.c src/utf8.c src/json.c src/router.c src/consumer.c src/identity.c src/jsonbuf.c \
             src/publisher.c src/changelog.c src/linkstore.c src/links.c src/kafka.c \
@@ -87,6 +101,7 @@ SLOW_NAMES := $(patsubst tests/%.c,%,$(sort $(wildcard tests/slow/check_*.c)))
 SLOW_SH    := $(sort $(wildcard tests/slow/check_*.sh))
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
+LIB_OBJS  += $(O)/src/phone.o
 MAIN_OBJS := $(MAIN_SRCS:%.c=$(O)/%.o)
 TEST_BINS := $(TEST_NAMES:%=$(O)/tests/%)
 SLOW_BINS := $(SLOW_NAMES:%=$(O)/tests/%)
@@ -135,6 +150,10 @@ $(O)/%.o: %.c $(O)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+$(O)/%.o: %.cc $(O)/cflags $(O)/cxxflags
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) -c -o $@ $<
+
 $(O)/tests/mock_cluster: tests/mock_cluster.c $(O)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(PKG_LIBS)
@@ -149,6 +168,10 @@ $(O)/cflags: FORCE
 	@mkdir -p $(O)
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
 	    echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
+
+$(O)/cxxflags: FORCE
+	@mkdir -p $(O)
+	@echo '$(CXX) $(ALL_CXXFLAGS)' | cmp -s - $@ || echo '$(CXX) $(ALL_CXXFLAGS)' > $@
 
 check: $(BIN) $(TEST_BINS) $(O)/tests/mock_cluster $(O)/tests/store_dump
 	CRM_BIN=$(BIN) MOCK_BIN=$(O)/tests/mock_cluster DUMP_BIN=$(O)/tests/store_dump \
@@ -254,7 +277,7 @@ DEB_DIR := build/deb
 # make deb refuses to build while a package of DEB_BUILD is missing from Build-Depends (the
 # compiler and libc come with build-essential; check serves only the tests, which the package
 # build does not run): a library added to one list must be added to the other.
-DEB_BUILD_DEPENDS := $(filter-out gcc make libc6-dev check,$(DEB_BUILD))
+DEB_BUILD_DEPENDS := $(filter-out gcc g++ make libc6-dev check,$(DEB_BUILD))
 
 deb:
 	@bd=$$(sed -n '/^Build-Depends:/{s/^Build-Depends://;p;:more;n;/^[[:space:]]/{p;b more;};}' \
@@ -280,6 +303,7 @@ deb:
 
 STYLE_FILES = $(wildcard src/*.c src/*.h src/handlers/*.c src/handlers/*.h tests/*.c tests/*.h tests/slow/*.c \
                          tests/fuzz/*.c bench/*.c)
+STYLE_FILES += $(wildcard src/*.cc)
 
 style-check:
 	$(CLANG_FORMAT) --dry-run --Werror $(STYLE_FILES)

@@ -3,7 +3,8 @@
 
   bench_tool.py free-port
   bench_tool.py produce ADDR COUNT               preload crm.inbound; prints "COUNT BYTES"
-  bench_tool.py values COUNT                     the load, one value a line (for bench/pipeline)
+  bench_tool.py values COUNT [NUMBERS]           the load, one value a line (for bench/pipeline);
+                                                 NUMBERS: phone numbers from that many customers
   bench_tool.py count-lines                      read kcat's output on stdin; prints
                                                  "LINES SECONDS" from its first byte to EOF
   bench_tool.py measure URL ADDR GROUP COUNT PID TIMEOUT
@@ -35,8 +36,12 @@ BODIES = [
 ]
 
 
-def value(i):
-    """Input number i as bytes: e-mail, WhatsApp or form, and 1% poison of several classes."""
+def value(i, numbers=None):
+    """Input number i as bytes: e-mail, WhatsApp or form, and 1% poison of several classes.
+
+    The phone numbers are the input's own (26,400 spellings in 50,000 inputs), or those of
+    `numbers` customers who write again and again."""
+    n = i if numbers is None else i % numbers
     body = BODIES[i % len(BODIES)]
     when = "2024-05-%02dT%02d:%02d:%02d.%03dZ" % (1 + i % 28, i % 24, i % 60, i % 59, i % 1000)
     if i % 100 == 99:
@@ -56,12 +61,12 @@ def value(i):
         text = ('{"type": "whatsapp_received", "message_id": "wamid.HBgL%012d", '
                 '"from": "+1 555 %03d %04d", "profile_name": "Cliente %d", '
                 '"timestamp": %d, "received_at": "%s", "text": "%s"}'
-                % (i, 100 + i % 800, i % 10000, i, 1700000000 + i, when, body))
+                % (i, 100 + n % 800, n % 10000, i, 1700000000 + i, when, body))
     else:
         text = ('{"message_type": "form_submitted", "form_id": "contact", '
                 '"submission_id": "sub-%d", "received_at": "%s", "fields": {'
                 '"email": "form%d@example.org", "name": "Ana %d", "phone": "(555) 010-%04d", '
-                '"message": "%s"}}' % (i, when, i % 50000, i, i % 10000, body))
+                '"message": "%s"}}' % (i, when, i % 50000, i, n % 10000, body))
     return text.encode()
 
 
@@ -292,8 +297,9 @@ def main(argv):
         produce(argv[2], int(argv[3]))
     elif cmd == "values":
         out = sys.stdout.buffer
+        numbers = int(argv[3]) if len(argv) > 3 else None
         for i in range(int(argv[2])):
-            out.write(value(i) + b"\n")
+            out.write(value(i, numbers) + b"\n")
     elif cmd == "count-lines":
         count_lines()
     elif cmd == "measure":

@@ -21,6 +21,7 @@
 
 #include "linkstore.h"
 #include "log.h"
+#include "phone.h"
 
 /*
  * No sane configuration comes near these; they bound what a wrong -c or
@@ -52,6 +53,7 @@ enum kind {
     F_TEMPLATE,   /* response template with {placeholders} */
     F_LISTEN,     /* HOST:PORT or [IPV6]:PORT */
     F_PROPERTIES, /* group of librdkafka properties */
+    F_REGION,     /* a region code libphonenumber knows ("US") */
 };
 
 struct field {
@@ -124,14 +126,19 @@ static const struct field fields[] = {
     STR("output", "identities_topic", F_TOPIC, output.identities_topic, 1, 249, "crm.identities"),
     STR("output", "dlq_topic", F_TOPIC, output.dlq_topic, 1, 249, "crm.inbound.dlq"),
     {.section = "identity",
+     .name = "default_region",
+     .kind = F_REGION,
+     .off = OFF(identity.default_region),
+     .sdef = "US"},
+    /* Deprecated: see check_identity(). */
+    {.section = "identity",
      .name = "default_country_code",
      .kind = F_DIGITS,
      .off = OFF(identity.default_country_code),
      .min = 1,
      .max = 3,
-     .sdef = "1",
      .no_leading_zero = true},
-    STR("identity", "trunk_prefix", F_DIGITS, identity.trunk_prefix, 0, 2, "1"),
+    STR("identity", "trunk_prefix", F_DIGITS, identity.trunk_prefix, 0, 2, NULL),
     STR("identity", "store_path", F_STRING, identity.store_path, 1, 4000,
         "/var/lib/crm-consumerd/identities"),
     INT("identity", "store_max_mb", identity.store_max_mb, 1, 1048576, 1024),
@@ -215,6 +222,7 @@ struct ctx {
     struct diag *diags;
     size_t ndiags, cap;
     bool oom;
+    size_t nwarnings;               /* of the diags, those that do not stop the start */
     config_setting_t *set[NFIELDS]; /* NULL when the setting is absent */
     bool bad[NFIELDS];              /* the setting was present but refused */
 };
@@ -766,6 +774,13 @@ static bool valid_digits(const char *v, const struct field *f)
     return true;
 }
 
+/* Two capitals, as ISO 3166-1 writes them, of a region libphonenumber has metadata for. */
+static bool valid_region(const char *v)
+{
+    return strlen(v) == 2 && v[0] >= 'A' && v[0] <= 'Z' && v[1] >= 'A' && v[1] <= 'Z' &&
+           phone_region_code(v) > 0;
+}
+
 static char *string_of(config_setting_t *s)
 {
     char *out = NULL;
@@ -1078,6 +1093,17 @@ static bool check_field(struct ctx *c, const struct field *f, config_setting_t *
     }
     case F_PROPERTIES:
         return check_properties(c, s, setting, f->secret);
+    case F_REGION: {
+        static const char rule[] = "must be a region libphonenumber knows, in two capitals "
+                                   "(ISO 3166-1 alpha-2) such as \"US\" or \"GB\"";
+
+        v = check_string(c, s, setting, rule, 0, SIZE_MAX);
+        if (v && !valid_region(v)) {
+            report_value(c, s, setting, rule, v);
+            v = NULL;
+        }
+        return v && set_string(c, f->off, v);
+    }
     }
     return false;
 }
@@ -1161,6 +1187,60 @@ static void check_http_pairs(struct ctx *c)
                "http.basic_auth_password_hash",
                "must be a crypt(3) hash such as \"$y$...\" (make one with mkpasswd), not a "
                "password");
+}
+
+/*
+ * The deprecated identity settings, each with a warning that does not stop
+ * the start. default_country_code is read as its code's main region (1 as
+ * "US", 44 as "GB"), which reads national numbers as every region sharing
+ * the code does; trunk_prefix is ignored, as libphonenumber knows each
+ * region's own. Beside default_region, the code must be that region's
+ * (unless the region is wrong itself, which its own error says).
+ */
+static void check_identity(struct ctx *c)
+{
+    int cc = find_field("identity", "default_country_code");
+    int tp = find_field("identity", "trunk_prefix");
+    int dr = find_field("identity", "default_region");
+    const char *written = c->cfg->identity.default_region;
+    char region[PHONE_REGION_SIZE];
+
+    if (c->set[cc] && !c->bad[cc]) {
+        const char *v = c->cfg->identity.default_country_code;
+        int code = atoi(v), rc = phone_code_region(code, region, sizeof(region));
+
+        if (rc == -ENOMEM) {
+            c->oom = true;
+        } else if (rc < 0) {
+            report(c, c->set[cc], "identity.default_country_code",
+                   "deprecated, and no region has country code %s; set identity.default_region "
+                   "instead",
+                   v);
+        } else if (!c->set[dr]) {
+            if (set_string(c, fields[dr].off, region)) {
+                report(c, c->set[cc], "identity.default_country_code",
+                       "deprecated; read as identity.default_region = \"%s\", which is what to "
+                       "write instead",
+                       region);
+                c->nwarnings++;
+            }
+        } else if (!c->bad[dr] && phone_region_code(written) != code) {
+            report(c, c->set[cc], "identity.default_country_code",
+                   "deprecated, and contradicts identity.default_region (\"%s\" has country code "
+                   "%d); remove it",
+                   written, phone_region_code(written));
+        } else if (!c->bad[dr]) {
+            report(c, c->set[cc], "identity.default_country_code",
+                   "deprecated, and identity.default_region is set; remove it");
+            c->nwarnings++;
+        }
+    }
+    if (c->set[tp] && !c->bad[tp]) {
+        report(c, c->set[tp], "identity.trunk_prefix",
+               "deprecated and ignored: libphonenumber knows each region's trunk prefix; "
+               "remove it");
+        c->nwarnings++;
+    }
 }
 
 /*
@@ -1494,8 +1574,12 @@ static bool same_field(const struct field *f, const struct config *a, const stru
         return true;
     case F_PROPERTIES:
         return same_properties(a, b);
-    default:
-        return strcmp(*(char *const *)pa, *(char *const *)pb) == 0;
+    default: {
+        /* A deprecated setting left unset is NULL. */
+        const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+
+        return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
+    }
     }
 }
 
@@ -1616,6 +1700,7 @@ static void check_root(struct ctx *c, config_setting_t *root)
         report(c, kafka, "kafka.brokers",
                "required setting is missing (e.g. brokers = \"localhost:9092\";)");
     check_backoff(c);
+    check_identity(c);
     check_outputs(c);
     check_store(c);
     check_http_pairs(c);
@@ -1780,7 +1865,7 @@ int config_load(const char *path, struct config **out, struct config_errors *err
     }
     if (c.oom)
         rc = -ENOMEM;
-    else if (c.ndiags)
+    else if (c.ndiags > c.nwarnings)
         rc = -EINVAL;
     if (rc == 0) {
         *out = c.cfg;

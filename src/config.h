@@ -60,10 +60,11 @@ struct config {
         char *dlq_topic;
     } output;
     struct {
-        char *default_country_code;
-        char *trunk_prefix;
-        char *store_path; /* the LMDB store's directory */
-        int store_max_mb; /* the most the store may grow to */
+        char *default_region;       /* ISO 3166-1 alpha-2 code libphonenumber knows */
+        char *default_country_code; /* deprecated, read into default_region; NULL if unset */
+        char *trunk_prefix;         /* deprecated and ignored; NULL if unset */
+        char *store_path;           /* the LMDB store's directory */
+        int store_max_mb;           /* the most the store may grow to */
     } identity;
     struct {
         char *email;
@@ -93,9 +94,11 @@ struct config_errors {
 
 /*
  * Read and validate `path`. On success returns 0 and sets *out (free with
- * config_free). Returns -ENOENT or -EACCES (or another negative errno) when
- * the file cannot be opened, with one message in errs; returns -EINVAL when
- * the file has syntax or validation errors, with every error in errs.
+ * config_free); errs then holds only warnings (deprecated settings), in the
+ * same form, for the caller to log as such. Returns -ENOENT or -EACCES (or
+ * another negative errno) when the file cannot be opened, with one message
+ * in errs; returns -EINVAL when the file has syntax or validation errors,
+ * with every error and warning in errs.
  */
 int config_load(const char *path, struct config **out, struct config_errors *errs);
 

@@ -169,8 +169,11 @@ static struct config *load_config(const char *path, int prefixed, int *status)
         *status = rc == -ENOENT ? EX_NOINPUT : EX_NOPERM;
         return NULL;
     }
+    /* After a success, what errs holds are warnings: deprecated settings. */
     for (size_t i = 0; i < errs.n; i++) {
-        if (prefixed)
+        if (prefixed && rc == 0)
+            log_warnx("%s", errs.msgs[i]);
+        else if (prefixed)
             log_errx("%s", errs.msgs[i]);
         else
             fprintf(stderr, "%s\n", errs.msgs[i]);

@@ -72,7 +72,7 @@ struct emitter {
 /*
  * A handler: `msg` is the parsed JSON object, valid for the call only. It
  * validates, then emits its outputs through `out`. On failure it fills
- * res->error_class and res->reason (route_result_fail) and returns
+ * res->error_class and res->reason (router_fail) and returns
  * OUTCOME_PERMANENT or OUTCOME_TRANSIENT. Whatever cJSON allocates during
  * the call comes from the router's per-message arena and is gone after it:
  * a handler keeps no cJSON item, and copies what it must keep.

@@ -277,14 +277,18 @@ def catalogue():
     dlq("plus sign inside a number", js(whatsapp("plus", **{"from": "1555+0101234"})),
         "identity", 'field "from": phone number has a "+" not at the start')
     dlq("WhatsApp number too short", js(whatsapp("i3", **{"from": "12"})), "identity",
-        'field "from": phone number has fewer than 8 digits')
+        'field "from": phone number is too short for its country')
     dlq("WhatsApp number with letters", js(whatsapp("i4", **{"from": "+1 555 CALL NOW"})),
         "identity", 'field "from": phone number has an invalid character')
     dlq("WhatsApp number too long", js(whatsapp("i5", **{"from": "1" * 20})), "identity",
+        'field "from": phone number is too long for its country')
+    dlq("WhatsApp number longer than any", js(whatsapp("i7", **{"from": "1" * 23})), "identity",
         'field "from": phone number has more than 15 digits')
+    dlq("WhatsApp number without its area code", js(whatsapp("i8", **{"from": "555 0123"})),
+        "identity", 'field "from": phone number lacks its area code')
     dlq("form with a bad phone beside a good address",
         js(form("i6", fields={"email": "ok@example.org", "phone": "0"})), "identity",
-        'field "fields.phone": phone number has fewer than 8 digits')
+        'field "fields.phone": phone number is too short')
 
     # Types nobody handles.
     dlq("unknown type", js({"message_type": "sms_received", "id": 1}), "unknown_type",

@@ -88,6 +88,10 @@ static struct config *assert_loads(const char *text)
 #define TOPIC_RULE                                                                                 \
     "must be a Kafka topic name of 1 to 249 characters from [A-Za-z0-9._-], not \".\" or \"..\""
 #define CONSUME_OWN "or the daemon would consume its own output"
+#define REGION_RULE                                                                                \
+    "must be a region libphonenumber knows, in two capitals (ISO 3166-1 alpha-2) such as \"US\" "  \
+    "or "                                                                                          \
+    "\"GB\""
 
 /* One mistake per row: the file, and the message after "PATH". */
 static const struct {
@@ -276,6 +280,27 @@ static const struct {
      ":2: identity.trunk_prefix: must be a string of 0 to 2 digits (got \"abc\")"},
     {BROKERS "identity = { trunk_prefix = 0; };\n",
      ":2: identity.trunk_prefix: must be a string of 0 to 2 digits (got an integer)"},
+    {BROKERS "identity = { default_region = \"XX\"; };\n",
+     ":2: identity.default_region: " REGION_RULE " (got \"XX\")"},
+    {BROKERS "identity = { default_region = \"gb\"; };\n",
+     ":2: identity.default_region: " REGION_RULE " (got \"gb\")"},
+    {BROKERS "identity = { default_region = \"GBR\"; };\n",
+     ":2: identity.default_region: " REGION_RULE " (got \"GBR\")"},
+    {BROKERS "identity = { default_region = \"001\"; };\n",
+     ":2: identity.default_region: " REGION_RULE " (got \"001\")"},
+    {BROKERS "identity = { default_region = 44; };\n",
+     ":2: identity.default_region: " REGION_RULE " (got an integer)"},
+    {BROKERS "identity = { default_country_code = \"800\"; };\n",
+     ":2: identity.default_country_code: deprecated, and no region has country code 800; set "
+     "identity.default_region instead"},
+    {BROKERS "identity = { default_country_code = \"999\"; };\n",
+     ":2: identity.default_country_code: deprecated, and no region has country code 999; set "
+     "identity.default_region instead"},
+    {BROKERS "identity = { default_region = \"XX\"; default_country_code = \"44\"; };\n",
+     ":2: identity.default_region: " REGION_RULE " (got \"XX\")"},
+    {BROKERS "identity = {\n default_region = \"US\";\n default_country_code = \"44\"; };\n",
+     ":4: identity.default_country_code: deprecated, and contradicts identity.default_region "
+     "(\"US\" has country code 1); remove it"},
     /* http settings that only go together */
     {BROKERS "http = { tls_cert_file = \"/etc/crm/cert.pem\"; };\n",
      ":2: http.tls_cert_file: needs http.tls_key_file too"},
@@ -311,8 +336,8 @@ END_TEST
 
 /* Valid corner cases: each must load without a message. */
 static const char *const valid[] = {
-    BROKERS
-    "identity = { trunk_prefix = \"\"; default_country_code = \"998\"; store_max_mb = 1; };\n",
+    BROKERS "identity = { default_region = \"UZ\"; store_max_mb = 1; };\n",
+    BROKERS "identity = { default_region = \"IT\"; };\n",
     BROKERS "identity = { store_path = \"/tmp/crm-consumerd-check-config/a/b\"; };\n",
     BROKERS "http = { listen = \"[::1]:9464\"; };\n",
     BROKERS "http = { listen = \"localhost:1\"; };\n",
@@ -331,6 +356,84 @@ static const char *const valid[] = {
 START_TEST(test_valid)
 {
     config_free(assert_loads(valid[_i]));
+}
+END_TEST
+
+/*
+ * The deprecated identity settings load, each with a warning naming its
+ * line, and default_country_code becomes its code's main region.
+ */
+static const struct {
+    const char *text;
+    const char *region;
+    const char *warnings[2]; /* after "PATH" */
+} deprecated[] = {
+    {BROKERS "identity = { default_country_code = \"44\";\n trunk_prefix = \"0\"; };\n",
+     "GB",
+     {":2: identity.default_country_code: deprecated; read as identity.default_region = \"GB\", "
+      "which is what to write instead",
+      ":3: identity.trunk_prefix: deprecated and ignored: libphonenumber knows each region's "
+      "trunk prefix; remove it"}},
+    {BROKERS "identity = { default_country_code = \"1\"; trunk_prefix = \"1\"; };\n",
+     "US",
+     {":2: identity.default_country_code: deprecated; read as identity.default_region = \"US\", "
+      "which is what to write instead",
+      ":2: identity.trunk_prefix: deprecated and ignored: libphonenumber knows each region's "
+      "trunk prefix; remove it"}},
+    {BROKERS "identity = { default_country_code = \"998\"; };\n",
+     "UZ",
+     {":2: identity.default_country_code: deprecated; read as identity.default_region = \"UZ\", "
+      "which is what to write instead"}},
+    {BROKERS "identity = { trunk_prefix = \"\"; };\n",
+     "US",
+     {":2: identity.trunk_prefix: deprecated and ignored: libphonenumber knows each region's "
+      "trunk prefix; remove it"}},
+    {BROKERS "identity = { default_region = \"CA\"; default_country_code = \"1\"; };\n",
+     "CA",
+     {":2: identity.default_country_code: deprecated, and identity.default_region is set; "
+      "remove it"}},
+};
+
+START_TEST(test_deprecated)
+{
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    char *path, *want = NULL;
+    size_t n = deprecated[_i].warnings[1] ? 2 : 1;
+    int rc = load_text(deprecated[_i].text, &path, &cfg, &errs);
+
+    ck_assert_msg(rc == 0, "rc %d, first message: %s", rc, errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_str_eq(cfg->identity.default_region, deprecated[_i].region);
+    ck_assert_uint_eq(errs.n, n);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_ge(asprintf(&want, "%s%s", path, deprecated[_i].warnings[i]), 0);
+        ck_assert_str_eq(errs.msgs[i], want);
+        free(want);
+    }
+    config_errors_clear(&errs);
+    config_free(cfg);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+/* A warning beside an error is reported with it, and the file is refused. */
+START_TEST(test_deprecated_with_error)
+{
+    struct config_errors errs = {0};
+    struct config *cfg = NULL;
+    char *path;
+    int rc = load_text(BROKERS "identity = { trunk_prefix = \"0\"; };\nlog = { level = 3; };\n",
+                       &path, &cfg, &errs);
+
+    ck_assert_int_eq(rc, -EINVAL);
+    ck_assert_ptr_null(cfg);
+    ck_assert_uint_eq(errs.n, 2);
+    ck_assert_ptr_nonnull(strstr(errs.msgs[0], ":2: identity.trunk_prefix: deprecated"));
+    ck_assert_ptr_nonnull(strstr(errs.msgs[1], ":3: log.level: must be one of"));
+    config_errors_clear(&errs);
+    unlink(path);
+    free(path);
 }
 END_TEST
 
@@ -373,8 +476,9 @@ static void assert_defaults(const struct config *cfg)
     ck_assert_str_eq(cfg->output.responses_topic, "crm.responses");
     ck_assert_str_eq(cfg->output.identities_topic, "crm.identities");
     ck_assert_str_eq(cfg->output.dlq_topic, "crm.inbound.dlq");
-    ck_assert_str_eq(cfg->identity.default_country_code, "1");
-    ck_assert_str_eq(cfg->identity.trunk_prefix, "1");
+    ck_assert_str_eq(cfg->identity.default_region, "US");
+    ck_assert_ptr_null(cfg->identity.default_country_code);
+    ck_assert_ptr_null(cfg->identity.trunk_prefix);
     ck_assert_str_eq(cfg->identity.store_path, "/var/lib/crm-consumerd/identities");
     ck_assert_int_eq(cfg->identity.store_max_mb, 1024);
     ck_assert_str_eq(cfg->responses.email,
@@ -881,6 +985,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_values_stored);
     tcase_add_loop_test(tc, test_mistake, 0, (int)(sizeof(mistakes) / sizeof(mistakes[0])));
     tcase_add_loop_test(tc, test_valid, 0, (int)(sizeof(valid) / sizeof(valid[0])));
+    tcase_add_loop_test(tc, test_deprecated, 0, (int)(sizeof(deprecated) / sizeof(deprecated[0])));
+    tcase_add_test(tc, test_deprecated_with_error);
     tcase_add_test(tc, test_properties_translated);
     tcase_add_test(tc, test_secret_files);
     tcase_add_test(tc, test_man_page_matches);

@@ -595,7 +595,10 @@ static const struct error_case identity_errors[] = {
      "field \"from\": e-mail address contains whitespace or a control character"},
     {"whatsapp number too short",
      "{\"type\":\"whatsapp_received\",\"message_id\":\"w\",\"from\":\"12\"}",
-     "field \"from\": phone number has fewer than 8 digits"},
+     "field \"from\": phone number is too short for its country"},
+    {"whatsapp number without its area code",
+     "{\"type\":\"whatsapp_received\",\"message_id\":\"w\",\"from\":\"555 0123\"}",
+     "field \"from\": phone number lacks its area code"},
     {"whatsapp number with letters",
      "{\"type\":\"whatsapp_received\",\"message_id\":\"w\",\"from\":\"+1 555 CALL NOW\"}",
      "field \"from\": phone number has an invalid character"},
@@ -606,7 +609,7 @@ static const struct error_case identity_errors[] = {
     {"form with a good email and a bad phone",
      "{\"type\":\"form_submitted\",\"form_id\":\"f\",\"submission_id\":\"s\",\"fields\":{"
      "\"email\":\"ann@example.com\",\"phone\":\"+0 555 0100 123\"}}",
-     "field \"fields.phone\": phone number's country code starts with 0"},
+     "field \"fields.phone\": phone number has no valid country code"},
     {"form with a bad phone only",
      "{\"type\":\"form_submitted\",\"form_id\":\"f\",\"submission_id\":\"s\",\"fields\":{"
      "\"phone\":\"call me\"}}",
@@ -629,6 +632,48 @@ START_TEST(test_identity_errors)
     const struct handler_stats *stats = handlers_stats(f.handlers);
     ck_assert_uint_eq(stats->email + stats->whatsapp + stats->form + stats->links, 0);
     ck_assert_uint_eq(links_pending(f.links), 0);
+    teardown(&f);
+}
+END_TEST
+
+/*
+ * Spellings of three numbers, several of which used to make second
+ * customers: each, from a WhatsApp message and from a form, lands on its
+ * number's one customer.
+ */
+START_TEST(test_one_customer_per_number)
+{
+    static const struct {
+        const char *spelling, *number;
+    } spellings[] = {
+        {"+44 20 7946 0958", "+442079460958"},      {"+44 (0)20 7946 0958", "+442079460958"},
+        {"+44 (0) 20 7946 0958", "+442079460958"},  {"+44 020 7946 0958", "+442079460958"},
+        {"0044 20 7946 0958", "+442079460958"},     {"011 44 20 7946 0958", "+442079460958"},
+        {"+49 30 1234567", "+49301234567"},         {"+49 (0)30 1234567", "+49301234567"},
+        {"+49 (0) 30 / 123 45 67", "+49301234567"}, {"0049 30 1234567", "+49301234567"},
+        {"(555) 010-0123", "+15550100123"},         {"1 555 010 0123", "+15550100123"},
+        {"+1 555 010 0123", "+15550100123"},
+    };
+    char value[512], want[IDENTITY_ID_LEN + 1];
+    struct fixture f;
+
+    setup(&f);
+    for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+        identity_customer_id("phone", spellings[i].number, want);
+        snprintf(value, sizeof(value),
+                 "{\"type\":\"whatsapp_received\",\"message_id\":\"w%zu\",\"from\":\"%s\"}", i,
+                 spellings[i].spelling);
+        ck_assert_msg(route(&f, value) == OUTCOME_OK, "%s: %s", spellings[i].spelling,
+                      f.res.reason);
+        ck_assert_str_eq(f.capture.outputs[0].key, want);
+        snprintf(value, sizeof(value),
+                 "{\"type\":\"form_submitted\",\"form_id\":\"f\",\"submission_id\":\"s%zu\","
+                 "\"fields\":{\"phone\":\"%s\"}}",
+                 i, spellings[i].spelling);
+        ck_assert_msg(route(&f, value) == OUTCOME_OK, "%s: %s", spellings[i].spelling,
+                      f.res.reason);
+        ck_assert_str_eq(f.capture.outputs[0].key, want);
+    }
     teardown(&f);
 }
 END_TEST
@@ -790,8 +835,7 @@ START_TEST(test_default_templates)
                      "Hi {name}, thanks for your message. Your ticket is {ticket_id}.");
     ck_assert_str_eq(cfg->responses.form,
                      "Hello {name}, thank you for contacting us. Your ticket is {ticket_id}.");
-    ck_assert_str_eq(cfg->identity.default_country_code, "1");
-    ck_assert_str_eq(cfg->identity.trunk_prefix, "1");
+    ck_assert_str_eq(cfg->identity.default_region, "US");
     config_free(cfg);
 }
 END_TEST
@@ -1129,6 +1173,7 @@ static Suite *handlers_suite(void)
     tcase_add_test(tc, test_links);
     tcase_add_test(tc, test_links_disabled);
     tcase_add_loop_test(tc, test_identity_errors, 0, (int)NIDENTITY);
+    tcase_add_test(tc, test_one_customer_per_number);
     tcase_add_test(tc, test_emit_failure);
     tcase_add_test(tc, test_oversize_output);
     tcase_add_test(tc, test_templates);

@@ -3,6 +3,8 @@
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,14 @@
 #define US "+15550100123"
 #define UK "+442079460000"
 #define DE "+4915112345678"
+/* The numbers of the spellings that used to split customers, and one of each other country. */
+#define GB1 "+442079460958"
+#define DE1 "+49301234567"
+#define FR1 "+33123456789"
+#define IN1 "+919876543210"
+#define BR1 "+5511912345678"
+#define CA1 "+14165550123"
+#define AU1 "+61298765432"
 
 #define X8  "xxxxxxxx"
 #define X64 X8 X8 X8 X8 X8 X8 X8 X8
@@ -31,9 +41,13 @@
 #define P_EMPTY   "phone number is empty"
 #define P_CHAR    "phone number has an invalid character"
 #define P_PLUS    "phone number has a \"+\" not at the start"
-#define P_SHORT   "phone number has fewer than 8 digits"
+#define P_SHORT   "phone number is too short"
+#define P_SHORTCC "phone number is too short for its country"
+#define P_LONGCC  "phone number is too long for its country"
 #define P_LONG    "phone number has more than 15 digits"
-#define P_ZERO    "phone number's country code starts with 0"
+#define P_CC      "phone number has no valid country code"
+#define P_AREA    "phone number lacks its area code"
+#define P_REGION  "the default region is not one libphonenumber knows"
 
 /* Replace each "<FILL>" in tmpl with n copies of unit; the result is malloc'd. */
 static char *fill(const char *tmpl, const char *unit, size_t n)
@@ -73,8 +87,7 @@ struct norm_case {
     size_t len;            /* 0: strlen(in) */
     size_t nfill;          /* copies of fill_unit for each "<FILL>" in in and want */
     const char *fill_unit; /* NULL: "x" */
-    const char *cc;        /* NULL: "1" */
-    const char *trunk;     /* NULL: "1" */
+    const char *region;    /* the default region; NULL: "US" */
     const char *want;      /* the normalised form; NULL when an error is expected */
     const char *why;       /* the expected reason */
 };
@@ -83,8 +96,14 @@ struct norm_case {
 #define EMAIL_BAD(in, r) .kind = 'e', in, .why = r
 #define PHONE(in, w)     .kind = 'p', in, .want = w
 #define PHONE_BAD(in, r) .kind = 'p', in, .why = r
-#define UK_NATIONAL      .cc = "44", .trunk = "0"
-#define DE_NATIONAL      .cc = "49", .trunk = "0"
+#define IN_GB            .region = "GB"
+#define IN_DE            .region = "DE"
+#define IN_FR            .region = "FR"
+#define IN_IN            .region = "IN"
+#define IN_BR            .region = "BR"
+#define IN_CA            .region = "CA"
+#define IN_AU            .region = "AU"
+#define IN_IT            .region = "IT"
 #define KB10             .nfill = 10240
 
 static const struct norm_case cases[] = {
@@ -131,7 +150,7 @@ static const struct norm_case cases[] = {
     {"email: 10 KB", EMAIL_BAD("<FILL>@example.com", E_LONG), KB10},
     {"email: 10 KB of whitespace", EMAIL_BAD("<FILL>", E_EMPTY), KB10, .fill_unit = " "},
 
-    /* Phone: one US number written nine ways (country code 1, trunk prefix 1). */
+    /* Phone: one US number written nine ways (in the default region, US). */
     {"phone: parentheses and dash", PHONE("(555) 010-0123", US)},
     {"phone: dashes", PHONE("555-010-0123", US)},
     {"phone: dots", PHONE("555.010.0123", US)},
@@ -148,16 +167,100 @@ static const struct norm_case cases[] = {
     {"phone: + inside a parenthesis", PHONE("(+1) 555 010 0123", US)},
     {"phone: foreign number with +", PHONE("+44 20 7946 0000", UK)},
     {"phone: foreign number with 00", PHONE("0044 20 7946 0000", UK)},
-    {"phone: national with trunk 0", PHONE("020 7946 0000", UK), UK_NATIONAL},
-    {"phone: 00 wins over trunk 0", PHONE("0044 (0)20-7946-0000", "+4402079460000"), UK_NATIONAL},
-    {"phone: German mobile", PHONE("0151/12345678", DE), DE_NATIONAL},
-    {"phone: German mobile with 00", PHONE("00 49 151 1234 5678", DE), DE_NATIONAL},
-    {"phone: empty trunk prefix keeps the 0", PHONE("06 1234 5678", "+390612345678"), .cc = "39",
-     .trunk = ""},
-    {"phone: trunk prefix absent", PHONE("555 010 0123", US), .cc = "1", .trunk = "0"},
-    {"phone: 8 digits", PHONE("+12345678", "+12345678")},
-    {"phone: 15 digits", PHONE("+123456789012345", "+123456789012345")},
-    {"phone: national reaching 15 digits", PHONE("55501001234567", "+155501001234567")},
+    {"phone: national with trunk 0", PHONE("020 7946 0000", UK), IN_GB},
+    /* This one used to keep the trunk zero: "+4402079460000", a second customer. */
+    {"phone: 00 and (0) together", PHONE("0044 (0)20-7946-0000", UK), IN_GB},
+    {"phone: German mobile", PHONE("0151/12345678", DE), IN_DE},
+    {"phone: German mobile with 00", PHONE("00 49 151 1234 5678", DE), IN_DE},
+    {"phone: Italian numbers keep their 0", PHONE("06 1234 5678", "+390612345678"), IN_IT},
+    {"phone: national in Canada", PHONE("555 010 0123", US), IN_CA},
+    {"phone: shorter than 8 digits (Niue)", PHONE("+683 1234", "+6831234")},
+    {"phone: 15 digits", PHONE("+49 30 12345678901", "+493012345678901")},
+
+    /* Phone: the spellings that split customers, as a US default region reads them. */
+    {"phone: +44 (0)20", PHONE("+44 (0)20 7946 0958", GB1)},
+    {"phone: +44 (0) 20", PHONE("+44 (0) 20 7946 0958", GB1)},
+    {"phone: +44 020", PHONE("+44 020 7946 0958", GB1)},
+    {"phone: +49 (0)30", PHONE("+49 (0)30 1234567", DE1)},
+    {"phone: +49 (0) 30 /", PHONE("+49 (0) 30 / 123 45 67", DE1)},
+    {"phone: 011 from the US", PHONE("011 44 20 7946 0958", GB1)},
+    {"phone: 00 from the US", PHONE("0044 20 7946 0958", GB1)},
+
+    /* Phone: GB. */
+    {"phone: GB national", PHONE("020 7946 0958", GB1), IN_GB},
+    {"phone: GB national in parentheses", PHONE("(020) 7946-0958", GB1), IN_GB},
+    {"phone: GB with +", PHONE("+44 20 7946 0958", GB1), IN_GB},
+    {"phone: GB with (0)", PHONE("+44 (0)20 7946 0958", GB1), IN_GB},
+    {"phone: GB with a stray trunk 0", PHONE("+44 020 7946 0958", GB1), IN_GB},
+    {"phone: GB with 00 and (0)", PHONE("0044 (0)20 7946 0958", GB1), IN_GB},
+    {"phone: GB with dashes", PHONE("020-7946-0958", GB1), IN_GB},
+    {"phone: GB mobile", PHONE("07700 900123", "+447700900123"), IN_GB},
+    {"phone: GB with letters", PHONE_BAD("020 CALL 0958", P_CHAR), IN_GB},
+    {"phone: GB too short", PHONE_BAD("+44 20", P_SHORTCC), IN_GB},
+    {"phone: GB too long", PHONE_BAD("020 7946 09581", P_LONGCC), IN_GB},
+
+    /* Phone: DE. */
+    {"phone: DE national", PHONE("030 1234567", DE1), IN_DE},
+    {"phone: DE with +", PHONE("+49 30 1234567", DE1), IN_DE},
+    {"phone: DE with (0)", PHONE("+49 (0)30 1234567", DE1), IN_DE},
+    {"phone: DE with (0) and a slash", PHONE("+49 (0) 30 / 123 45 67", DE1), IN_DE},
+    {"phone: DE with a stray trunk 0", PHONE("+49 030 1234567", DE1), IN_DE},
+    /* Read once, it is +490301234567; read again, the second zero goes too. */
+    {"phone: DE with (0) and a stray 0", PHONE("+49 (0)030 1234567", DE1), IN_DE},
+    {"phone: DE with 00", PHONE("0049 30 1234567", DE1), IN_DE},
+    {"phone: DE with a slash", PHONE("030/123 45 67", DE1), IN_DE},
+    {"phone: DE with letters", PHONE_BAD("030 ANRUF", P_CHAR), IN_DE},
+    {"phone: DE too short", PHONE_BAD("+49 3", P_SHORT), IN_DE},
+    {"phone: DE too long for E.164", PHONE_BAD("+49 30 123456789012", P_LONG), IN_DE},
+    {"phone: DE too long", PHONE_BAD("+49 3012345678901234", P_LONGCC), IN_DE},
+
+    /* Phone: FR. */
+    {"phone: FR national", PHONE("01 23 45 67 89", FR1), IN_FR},
+    {"phone: FR with dots", PHONE("01.23.45.67.89", FR1), IN_FR},
+    {"phone: FR with +", PHONE("+33 1 23 45 67 89", FR1), IN_FR},
+    {"phone: FR with (0)", PHONE("+33 (0)1 23 45 67 89", FR1), IN_FR},
+    {"phone: FR with a stray trunk 0", PHONE("+33 01 23 45 67 89", FR1), IN_FR},
+    {"phone: FR with 00", PHONE("0033 1 23 45 67 89", FR1), IN_FR},
+    {"phone: FR mobile", PHONE("06 12 34 56 78", "+33612345678"), IN_FR},
+    {"phone: FR with letters", PHONE_BAD("01 23 45 67 AB", P_CHAR), IN_FR},
+    {"phone: FR too short", PHONE_BAD("01 23 45 67", P_SHORTCC), IN_FR},
+    {"phone: FR too long", PHONE_BAD("01 23 45 67 89 0", P_LONGCC), IN_FR},
+
+    /* Phone: IN. */
+    {"phone: IN mobile", PHONE("9876543210", IN1), IN_IN},
+    {"phone: IN mobile with trunk 0", PHONE("098765 43210", IN1), IN_IN},
+    {"phone: IN with trunk 0 apart", PHONE("0 98765 43210", IN1), IN_IN},
+    {"phone: IN with +", PHONE("+91 98765 43210", IN1), IN_IN},
+    {"phone: IN with (0)", PHONE("+91 (0)98765 43210", IN1), IN_IN},
+    {"phone: IN with 00", PHONE("0091 98765 43210", IN1), IN_IN},
+    {"phone: IN with dashes", PHONE("+91-98765-43210", IN1), IN_IN},
+    {"phone: IN Delhi landline", PHONE("011 2345 6789", "+911123456789"), IN_IN},
+    {"phone: IN with letters", PHONE_BAD("98765 HELLO", P_CHAR), IN_IN},
+    {"phone: IN too short", PHONE_BAD("+91 98765", P_SHORTCC), IN_IN},
+    {"phone: IN too long", PHONE_BAD("+91 98765 43210 1234", P_LONGCC), IN_IN},
+
+    /* Phone: BR, where 00 and two digits (a carrier) is the region's own prefix. */
+    {"phone: BR national", PHONE("(11) 91234-5678", BR1), IN_BR},
+    {"phone: BR with trunk 0", PHONE("0 11 91234-5678", BR1), IN_BR},
+    {"phone: BR with +", PHONE("+55 11 91234-5678", BR1), IN_BR},
+    {"phone: BR with (0)", PHONE("+55 (0)11 91234 5678", BR1), IN_BR},
+    {"phone: BR 00 beats carrier 55", PHONE("0055 11 91234 5678", BR1), IN_BR},
+    {"phone: BR 00 beats carrier 41", PHONE("0041 44 668 1800", "+41446681800"), IN_BR},
+    {"phone: BR carrier 21 when 00 is no number", PHONE("0021 44 20 7946 0958", GB1), IN_BR},
+    {"phone: BR with letters", PHONE_BAD("(11) 9CALL-5678", P_CHAR), IN_BR},
+    {"phone: BR too short", PHONE_BAD("(11) 912", P_SHORTCC), IN_BR},
+    {"phone: BR too long", PHONE_BAD("(11) 91234-56789", P_LONGCC), IN_BR},
+
+    /* Phone: CA, and AU, whose own international prefix 0011 begins with 00. */
+    {"phone: CA national", PHONE("416-555-0123", CA1), IN_CA},
+    {"phone: CA with trunk 1", PHONE("1 (416) 555-0123", CA1), IN_CA},
+    {"phone: CA with +", PHONE("+1 416 555 0123", CA1), IN_CA},
+    {"phone: CA with 011", PHONE("011 44 20 7946 0958", GB1), IN_CA},
+    {"phone: CA with 00", PHONE("0044 20 7946 0958", GB1), IN_CA},
+    {"phone: AU national", PHONE("(02) 9876 5432", AU1), IN_AU},
+    {"phone: AU with (0)", PHONE("+61 (0)2 9876 5432", AU1), IN_AU},
+    {"phone: AU with 0011", PHONE("0011 44 20 7946 0958", GB1), IN_AU},
+    {"phone: Italian 0 after +39 (0)", PHONE("+39 (0)6 1234 5678", "+390612345678"), IN_IT},
 
     /* Phone: what is refused. */
     {"phone: empty", PHONE_BAD("", P_EMPTY)},
@@ -176,13 +279,18 @@ static const struct norm_case cases[] = {
     {"phone: + at the end", PHONE_BAD("15550100123+", P_PLUS)},
     {"phone: only +", PHONE_BAD("+", P_SHORT)},
     {"phone: only 00", PHONE_BAD("00", P_SHORT)},
-    {"phone: 7 digits with +", PHONE_BAD("+1234567", P_SHORT)},
-    {"phone: too short once the country code is added", PHONE_BAD("555 010", P_SHORT)},
-    {"phone: trunk prefix alone", PHONE_BAD("1", P_SHORT)},
-    {"phone: 16 digits with +", PHONE_BAD("+1234567890123456", P_LONG)},
-    {"phone: 16 digits with the country code", PHONE_BAD("555010012345678", P_LONG)},
-    {"phone: country code 0", PHONE_BAD("+0 555 010 0123", P_ZERO)},
-    {"phone: + then 00", PHONE_BAD("+0044 20 7946 0000", P_ZERO)},
+    {"phone: one digit", PHONE_BAD("1", P_SHORT)},
+    {"phone: 7 digits with +", PHONE_BAD("+1234567", P_SHORTCC)},
+    {"phone: too short for the region", PHONE_BAD("555 010", P_SHORTCC)},
+    /* Both used to pass as "+12345678" and "+15550123", which no one can dial. */
+    {"phone: + without an area code", PHONE_BAD("+12345678", P_AREA)},
+    {"phone: national without an area code", PHONE_BAD("555 0123", P_AREA)},
+    {"phone: 16 digits with +", PHONE_BAD("+1234567890123456", P_LONGCC)},
+    {"phone: 16 digits with the country code", PHONE_BAD("555010012345678", P_LONGCC)},
+    {"phone: national too long", PHONE_BAD("55501001234567", P_LONGCC)},
+    {"phone: country code 0", PHONE_BAD("+0 555 010 0123", P_CC)},
+    {"phone: + then 00", PHONE_BAD("+0044 20 7946 0000", P_CC)},
+    {"phone: unassigned country code", PHONE_BAD("+999 1234 5678", P_CC)},
     {"phone: 10 KB of digits", PHONE_BAD("<FILL>", P_LONG), KB10, .fill_unit = "9"},
     {"phone: + and 10 KB of digits", PHONE_BAD("+<FILL>", P_LONG), KB10, .fill_unit = "9"},
     {"phone: 10 KB of separators", PHONE_BAD("<FILL>", P_EMPTY), KB10, .fill_unit = "- "},
@@ -199,6 +307,7 @@ START_TEST(test_normalise_table)
     char *in_built = c->nfill ? fill(c->in, unit, c->nfill) : NULL;
     char *want_built = c->nfill && c->want ? fill(c->want, unit, c->nfill) : NULL;
     const char *in = in_built ? in_built : c->in;
+    const char *region = c->region ? c->region : "US";
     const char *want = want_built ? want_built : c->want;
     size_t len = c->len ? c->len : strlen(in);
     size_t outlen = (c->kind == 'e' ? IDENTITY_EMAIL_MAX : IDENTITY_PHONE_MAX) + 1;
@@ -212,12 +321,19 @@ START_TEST(test_normalise_table)
     if (c->kind == 'e')
         rc = identity_email(buf, len, out, outlen, &why);
     else
-        rc = identity_phone(buf, len, c->cc ? c->cc : "1", c->trunk ? c->trunk : "1", out, outlen,
-                            &why);
+        rc = identity_phone(buf, len, region, out, outlen, &why);
 
     if (want != NULL) {
         ck_assert_msg(rc == 0, "%s: rc %d (%s)", c->name, rc, why);
         ck_assert_msg(strcmp(out, want) == 0, "%s: \"%s\", want \"%s\"", c->name, out, want);
+        /* A result reads back to itself, or one customer would have two numbers. */
+        if (c->kind == 'p') {
+            char again[IDENTITY_PHONE_MAX + 1];
+
+            ck_assert_int_eq(identity_phone(out, strlen(out), region, again, sizeof(again), &why),
+                             0);
+            ck_assert_str_eq(again, out);
+        }
     } else {
         ck_assert_msg(rc == -EINVAL, "%s: rc %d, out \"%.40s\"", c->name, rc, out);
         ck_assert_msg(strcmp(why, c->why) == 0, "%s: reason \"%s\", want \"%s\"", c->name, why,
@@ -248,7 +364,7 @@ START_TEST(test_prefixes)
         for (size_t n = 0; n <= len; n++) {
             char *buf = exact(inputs[k], n);
             int rc = k == 0 ? identity_email(buf, n, out, sizeof(out), &why)
-                            : identity_phone(buf, n, "1", "1", out, sizeof(out), &why);
+                            : identity_phone(buf, n, "US", out, sizeof(out), &why);
 
             ck_assert_msg(rc == 0 || rc == -EINVAL, "input %zu, prefix %zu: rc %d", k, n, rc);
             ck_assert_uint_le(strlen(out), n + 2);
@@ -267,16 +383,16 @@ START_TEST(test_reads_only_len_bytes)
 
     ck_assert_int_eq(identity_email("ANN@EXAMPLE.COM@x", 15, out, sizeof(out), &why), 0);
     ck_assert_str_eq(out, "ann@example.com");
-    ck_assert_int_eq(identity_phone("5550100123+x", 10, "1", "1", out, sizeof(out), &why), 0);
+    ck_assert_int_eq(identity_phone("5550100123+x", 10, "US", out, sizeof(out), &why), 0);
     ck_assert_str_eq(out, US);
     ck_assert_int_eq(identity_email(NULL, 0, out, sizeof(out), &why), -EINVAL);
     ck_assert_str_eq(why, E_EMPTY);
-    ck_assert_int_eq(identity_phone(NULL, 0, "1", "1", out, sizeof(out), &why), -EINVAL);
+    ck_assert_int_eq(identity_phone(NULL, 0, "US", out, sizeof(out), &why), -EINVAL);
     ck_assert_str_eq(why, P_EMPTY);
 
     /* why is optional. */
     ck_assert_int_eq(identity_email("a@b", 3, out, sizeof(out), NULL), -EINVAL);
-    ck_assert_int_eq(identity_phone("+15550100123", 12, "1", "1", out, sizeof(out), NULL), 0);
+    ck_assert_int_eq(identity_phone("+15550100123", 12, "US", out, sizeof(out), NULL), 0);
 }
 END_TEST
 
@@ -294,42 +410,110 @@ START_TEST(test_output_too_small)
     ck_assert_int_eq(out[1], 'Z');
 
     why = NULL;
-    ck_assert_int_eq(identity_phone(US, strlen(US), "1", "1", out, IDENTITY_PHONE_MAX, &why),
-                     -EINVAL);
+    ck_assert_int_eq(identity_phone(US, strlen(US), "US", out, IDENTITY_PHONE_MAX, &why), -EINVAL);
     ck_assert_str_eq(why, "output buffer too small");
     ck_assert_int_eq(out[0], '\0');
     ck_assert_int_eq(out[IDENTITY_PHONE_MAX - 1], 'Z');
 
     ck_assert_int_eq(identity_email("a@b.c", 5, NULL, 0, &why), -EINVAL);
-    ck_assert_int_eq(identity_phone(US, strlen(US), "1", "1", out, 0, &why), -EINVAL);
+    ck_assert_int_eq(identity_phone(US, strlen(US), "US", out, 0, &why), -EINVAL);
     ck_assert_int_eq(out[0], '\0');
     free(out);
 }
 END_TEST
 
-/* config.c validates these; identity_phone still refuses what it cannot use. */
-START_TEST(test_phone_settings)
+/* config.c validates the region; identity_phone still refuses one it cannot use. */
+START_TEST(test_phone_region)
 {
+    static const char *const bad[] = {NULL, "", "us", "USA", "U", "U1", "ZZ", "001", "XK1"};
     char out[IDENTITY_PHONE_MAX + 1];
     const char *why = NULL;
 
-    ck_assert_int_eq(identity_phone(US, 12, "", "1", out, sizeof(out), &why), -EINVAL);
-    ck_assert_str_eq(why, "default country code is not 1 to 3 digits");
-    ck_assert_int_eq(identity_phone(US, 12, NULL, "1", out, sizeof(out), &why), -EINVAL);
-    ck_assert_int_eq(identity_phone(US, 12, "1234", "1", out, sizeof(out), &why), -EINVAL);
-    ck_assert_int_eq(identity_phone(US, 12, "4a", "1", out, sizeof(out), &why), -EINVAL);
-    ck_assert_int_eq(identity_phone(US, 12, "1", "123", out, sizeof(out), &why), -EINVAL);
-    ck_assert_str_eq(why, "trunk prefix is not 0 to 2 digits");
-    ck_assert_int_eq(identity_phone(US, 12, "1", "x", out, sizeof(out), &why), -EINVAL);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why = NULL;
+        ck_assert_int_eq(identity_phone(US, 12, bad[i], out, sizeof(out), &why), -EINVAL);
+        ck_assert_str_eq(why, P_REGION);
+        ck_assert_int_eq(out[0], '\0');
+    }
+    /* One spelling, three regions, each its own answer: what is remembered is by region. */
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(identity_phone("020 7946 0958", 13, "GB", out, sizeof(out), &why), 0);
+        ck_assert_str_eq(out, GB1);
+        ck_assert_int_eq(identity_phone("020 7946 0958", 13, "DE", out, sizeof(out), &why), 0);
+        ck_assert_str_eq(out, "+492079460958");
+        ck_assert_int_eq(identity_phone("020 7946 0958", 13, "US", out, sizeof(out), &why),
+                         -EINVAL);
+        ck_assert_str_eq(why, P_LONGCC);
+    }
+}
+END_TEST
 
-    /* A NULL trunk prefix is an empty one: nothing is stripped. */
-    ck_assert_int_eq(identity_phone("15550100", 8, "1", NULL, out, sizeof(out), &why), 0);
-    ck_assert_str_eq(out, "+115550100");
-    /* A country code of three digits, and a trunk prefix of two. */
-    ck_assert_int_eq(identity_phone("06 20 123 4567", 14, "36", "06", out, sizeof(out), &why), 0);
-    ck_assert_str_eq(out, "+36201234567");
-    ck_assert_int_eq(identity_phone("99 123 456", 10, "380", "0", out, sizeof(out), &why), 0);
-    ck_assert_str_eq(out, "+38099123456");
+/*
+ * More numbers than the table of remembered ones holds (65536), in two
+ * regions, then the first of them again, when some have been pushed out:
+ * every answer is still the number's own.
+ */
+START_TEST(test_phone_remembered)
+{
+    enum { N = 70000, AGAIN = 3000 };
+    char in[32], want[32], out[IDENTITY_PHONE_MAX + 1];
+    const char *why = NULL;
+    unsigned bad = 0, first_bad = 0;
+
+    for (unsigned k = 0; k < N + AGAIN; k++) {
+        unsigned i = k < N ? k : k - N;
+        const char *cc = i % 2 == 0 ? "44" : "49";
+
+        snprintf(in, sizeof(in), "+%s 20 %04u %04u", cc, 7900 + i / 10000, i % 10000);
+        snprintf(want, sizeof(want), "+%s20%04u%04u", cc, 7900 + i / 10000, i % 10000);
+        if ((identity_phone(in, strlen(in), i % 2 == 0 ? "GB" : "DE", out, sizeof(out), &why) !=
+                 0 ||
+             strcmp(out, want) != 0) &&
+            bad++ == 0)
+            first_bad = k;
+    }
+    ck_assert_msg(bad == 0, "%u wrong answers, the first for call %u", bad, first_bad);
+}
+END_TEST
+
+struct phone_worker {
+    unsigned seed;
+    unsigned wrong;
+};
+
+/* Numbers normalised from several threads at once give the answers one thread gets. */
+static void *phone_worker_run(void *arg)
+{
+    struct phone_worker *w = arg;
+    char in[32], want[32], out[IDENTITY_PHONE_MAX + 1];
+    const char *why = NULL;
+
+    for (unsigned k = 0; k < 4000; k++) {
+        unsigned i = (k * 7919u + w->seed) % 600;
+
+        snprintf(in, sizeof(in), "(555) 01%u-%04u", i % 10, i);
+        snprintf(want, sizeof(want), "+155501%u%04u", i % 10, i);
+        if (identity_phone(in, strlen(in), "US", out, sizeof(out), &why) != 0 ||
+            strcmp(out, want) != 0)
+            w->wrong++;
+    }
+    return NULL;
+}
+
+START_TEST(test_phone_threads)
+{
+    enum { THREADS = 4 };
+    pthread_t t[THREADS];
+    struct phone_worker w[THREADS];
+
+    for (unsigned i = 0; i < THREADS; i++) {
+        w[i] = (struct phone_worker){.seed = i * 131u};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, phone_worker_run, &w[i]), 0);
+    }
+    for (unsigned i = 0; i < THREADS; i++) {
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+        ck_assert_uint_eq(w[i].wrong, 0);
+    }
 }
 END_TEST
 
@@ -434,7 +618,14 @@ static Suite *identity_suite(void)
     tcase_add_test(tc, test_prefixes);
     tcase_add_test(tc, test_reads_only_len_bytes);
     tcase_add_test(tc, test_output_too_small);
-    tcase_add_test(tc, test_phone_settings);
+    suite_add_tcase(s, tc);
+
+    /* The table of remembered numbers, filled past its size: seconds under sanitizers. */
+    tc = tcase_create("phones");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_phone_region);
+    tcase_add_test(tc, test_phone_remembered);
+    tcase_add_test(tc, test_phone_threads);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("ids");

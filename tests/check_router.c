@@ -338,7 +338,7 @@ static const struct route_case cases[] = {
      OK("form_submitted", 'f')},
     {"form by type",
      "{\"type\":\"form_submitted\",\"form_id\":\"f\",\"submission_id\":\"s\",\"fields\":{\"phone\":"
-     "\"555 0100\"}}",
+     "\"555 010 0100\"}}",
      OK("form_submitted", 'f')},
     {"email with every optional field",
      EMAIL ",\"to\":\"help@example.com\",\"subject\":\"Hi\",\"body\":\"Text\",\"name\":\"Ann\","
@@ -615,7 +615,7 @@ static const struct route_case cases[] = {
     {"form: phone only", FORM ",\"fields\":{\"phone\":\"+15551234567\",\"name\":\"Bo\"}}",
      OK("form_submitted", 'f')},
     {"form: email and phone",
-     FORM ",\"fields\":{\"email\":\"bo@example.com\",\"phone\":\"555 0100\",\"message\":"
+     FORM ",\"fields\":{\"email\":\"bo@example.com\",\"phone\":\"555 010 0100\",\"message\":"
           "\"help\"},\"submitted_at\":\"2024-05-01\"}",
      OK("form_submitted", 'f'), .linked = true},
     {"form: email with a null phone",

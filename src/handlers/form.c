@@ -2,6 +2,7 @@
 /* form.c -- the form_submitted handler: a ticket, an auto-response and e-mail/phone links. */
 #include "handlers.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,9 +57,15 @@ enum outcome handler_form(void *opaque, const cJSON *msg, const struct message_m
         identity_email(raw_email, strlen(raw_email), email, sizeof(email), &why) < 0)
         return router_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"fields.email\": %s",
                            why);
-    if (raw_phone != NULL &&
-        identity_phone(raw_phone, strlen(raw_phone), h->cfg->identity.default_country_code,
-                       h->cfg->identity.trunk_prefix, phone, sizeof(phone), &why) < 0)
+    int rc = raw_phone != NULL
+                 ? identity_phone(raw_phone, strlen(raw_phone), h->cfg->identity.default_region,
+                                  phone, sizeof(phone), &why)
+                 : 0;
+    /* Out of memory is no fault of the number: the message is tried again. */
+    if (rc == -ENOMEM)
+        return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "field \"fields.phone\": %s",
+                           why);
+    if (rc < 0)
         return router_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"fields.phone\": %s",
                            why);
 

@@ -2,6 +2,7 @@
 /* whatsapp.c -- the whatsapp_received handler: a ticket and an auto-response for a chat message. */
 #include "handlers.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,8 +33,12 @@ enum outcome handler_whatsapp(void *opaque, const cJSON *msg, const struct messa
         return outcome;
 
     const char *from = fields_text(f[FROM]);
-    if (identity_phone(from, strlen(from), h->cfg->identity.default_country_code,
-                       h->cfg->identity.trunk_prefix, phone, sizeof(phone), &why) < 0)
+    int rc = identity_phone(from, strlen(from), h->cfg->identity.default_region, phone,
+                            sizeof(phone), &why);
+    /* Out of memory is no fault of the number: the message is tried again. */
+    if (rc == -ENOMEM)
+        return router_fail(res, OUTCOME_TRANSIENT, ERROR_TRANSIENT, "field \"from\": %s", why);
+    if (rc < 0)
         return router_fail(res, OUTCOME_PERMANENT, ERROR_IDENTITY, "field \"from\": %s", why);
 
     /* A number a form once tied to an e-mail address belongs to that address's customer. */

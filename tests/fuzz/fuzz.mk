@@ -5,8 +5,8 @@
 #
 # The harness is built with clang (libFuzzer needs -fsanitize=fuzzer: Debian's
 # libclang-rt-14-dev) over the sources of the no-broker pipeline: the router,
-# identity, the links, the handlers and their JSON writer, and config (for config_load,
-# which links librdkafka to check kafka.properties).
+# identity and its libphonenumber unit, the links, the handlers and their JSON writer,
+# and config (for config_load, which links librdkafka to check kafka.properties).
 # It runs on build/fuzz/corpus, seeded from tests/fuzz/corpus, which it never
 # writes; a crash leaves its input in build/fuzz/ and fails the make.
 #
@@ -27,8 +27,18 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O1 $(WAR
                 -fno-omit-frame-pointer -Isrc -Itests \
                 $(shell $(PKG_CONFIG) --cflags libcjson libconfig rdkafka lmdb)
 FUZZ_LIBS    := $(shell $(PKG_CONFIG) --libs libcjson libconfig rdkafka lmdb) -lcrypt
+# identity.c and config.c call libphonenumber through src/phone.cc, built by clang++ with the
+# same sanitizers (and libFuzzer's coverage) and linked with its C++ runtimes.
+FUZZ_CXX     ?= clang++
+FUZZ_PHONE   := $(FUZZ_O)/phone.o
+FUZZ_LIBS    += $(FUZZ_PHONE) -fsanitize-link-c++-runtime $(PHONE_LIBS)
 
-$(FUZZ_BIN): $(FUZZ_SRCS) $(wildcard src/*.h src/handlers/*.h) tests/json_same.h tests/fuzz/fuzz.mk
+$(FUZZ_PHONE): src/phone.cc src/phone.h tests/fuzz/fuzz.mk
+	@mkdir -p $(FUZZ_O)
+	$(FUZZ_CXX) -std=c++17 -g -O1 $(CXX_WARNINGS) -fsanitize=fuzzer-no-link,address,undefined \
+	    -fno-sanitize-recover=all -fno-omit-frame-pointer -c -o $@ $< $(CXXFLAGS)
+
+$(FUZZ_BIN): $(FUZZ_PHONE) $(FUZZ_SRCS) $(wildcard src/*.h src/handlers/*.h) tests/json_same.h tests/fuzz/fuzz.mk
 	@command -v $(FUZZ_CC) >/dev/null 2>&1 && \
 	    test -f "$$($(FUZZ_CC) -print-file-name=libclang_rt.fuzzer-$$(uname -m).a)" || \
 	    { echo "make fuzz needs $(FUZZ_CC) with libFuzzer: apt-get install clang" \

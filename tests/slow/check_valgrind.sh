@@ -34,8 +34,9 @@ http = { listen = "127.0.0.1:$port"; };
 identity = { store_path = "$tmp/store"; };
 CONF
 
-valgrind --leak-check=full --error-exitcode=1 --log-file="$tmp/valgrind.log" \
-    "$bin" -c "$tmp/crm.conf" 2> "$tmp/daemon.log" &
+# The suppressions cover only libphonenumber's singleton, which lives until exit.
+valgrind --leak-check=full --error-exitcode=1 --suppressions=tests/valgrind.supp \
+    --log-file="$tmp/valgrind.log" "$bin" -c "$tmp/crm.conf" 2> "$tmp/daemon.log" &
 dpid=$!
 check "ready under valgrind" $tool wait-status "http://127.0.0.1:$port/ready" 200 120
 $ktool produce "$addr" crm.inbound 300 > /dev/null
