@@ -70,7 +70,7 @@ def value(i, numbers=None):
     return text.encode()
 
 
-def produce(bootstrap, count):
+def produce(bootstrap, count, numbers=None):
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": False,
                          "linger.ms": 20, "batch.num.messages": 10000,
                          "queue.buffering.max.messages": 500000})
@@ -83,7 +83,7 @@ def produce(bootstrap, count):
             failed.append(err)
 
     for i in range(count):
-        v = value(i)
+        v = value(i, numbers)
         total += len(v)
         while True:
             try:
@@ -294,7 +294,7 @@ def main(argv):
         print(s.getsockname()[1])
         s.close()
     elif cmd == "produce":
-        produce(argv[2], int(argv[3]))
+        produce(argv[2], int(argv[3]), int(argv[4]) if len(argv) > 4 and argv[4] else None)
     elif cmd == "values":
         out = sys.stdout.buffer
         numbers = int(argv[3]) if len(argv) > 3 else None
