@@ -911,6 +911,8 @@ int consumer_close(struct consumer *c)
     }
     if (serve_close(c, deadline) < 0)
         rc = -ETIMEDOUT;
+    /* The dead letters of windows still open are told now, not lost with the process. */
+    deadletter_log_tick(&c->dead_log, INT64_MAX);
     sync_stats(c);
     return rc;
 }

@@ -31,7 +31,7 @@ dpid=$!
 check "every input committed" \
     $py tests/kafka_tool.py wait-committed "$addr" badinput crm.inbound 180
 check "the daemon is still running" kill -0 "$dpid"
-check "metrics and log count each input once, by class, with no retries" \
+check "metrics count each input once, by class, with no retries; the log the first of each class" \
     $py tests/badinput_tool.py counts "http://127.0.0.1:$port/metrics" "$tmp/daemon.log" \
     "$tmp/manifest"
 
@@ -61,6 +61,8 @@ check "SIGTERM exits 0" [ $? -eq 0 ]
 dpid=
 check "no crash report in the log" \
     eval '! grep -qE "Sanitizer|runtime error|Segmentation" "$tmp/daemon.log"'
+check "every dead letter logged, one by one or in a count once its window ended" \
+    $py tests/badinput_tool.py logged "$tmp/daemon.log" "$tmp/manifest"
 check "each input processed, or dead-lettered with its class and reason" \
     $py tests/badinput_tool.py verify "$addr" "$tmp/manifest"
 
