@@ -85,8 +85,12 @@ static int install_signals(void)
     for (size_t i = 0; i < sizeof(noted) / sizeof(noted[0]); i++)
         if (sigaction(noted[i], &sa, NULL) < 0)
             return -errno;
+    /*
+     * A real-time signal the runtime keeps for itself (a debugger or valgrind
+     * may) refuses a handler: it is not ours to catch, and is left as it is.
+     */
     for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
-        if (sigaction(sig, &sa, NULL) < 0)
+        if (sigaction(sig, &sa, NULL) < 0 && errno != EINVAL)
             return -errno;
     sa.sa_handler = SIG_IGN;
     for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
