@@ -19,7 +19,7 @@ FUZZ_MAX_LEN ?= 65536
 FUZZ_O       := build/fuzz
 FUZZ_BIN     := $(FUZZ_O)/fuzz_pipeline
 FUZZ_SRCS    := tests/fuzz/fuzz_pipeline.c src/arena.c src/utf8.c src/json.c src/router.c src/identity.c src/jsonbuf.c \
-                src/links.c src/linkstore.c \
+                src/links.c src/linkstore.c src/clock.c \
                 src/config.c src/log.c src/handlers/handlers.c src/handlers/email.c \
                 src/handlers/whatsapp.c src/handlers/form.c
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCRM_VERSION='"$(VERSION)"' -g -O1 $(WARNINGS) \
