@@ -27,8 +27,8 @@
  * No sane configuration comes near these; they bound what a wrong -c or
  * @include (a log file, a core dump) can make us read, and the time
  * libconfig 1.5 takes, which grows with the square of a group's settings
- * (65,000 in 1 MiB: a minute; 4,096: a quarter of a second). Both count
- * the file and every file it includes together.
+ * (docs/performance.md, "Configuration limits", has the times measured).
+ * Both count the file and every file it includes together.
  */
 #define MAX_FILE_BYTES (1024 * 1024)
 #define MAX_SETTINGS   4096

@@ -33,14 +33,13 @@
 
 /*
  * Numbers already normalised, by region and the '+' and digits written:
- * libphonenumber takes some 110,000 instructions a number, six times what
- * the rest of a message costs, and the same customers write again and
- * again. 65536 entries of 44 bytes, 2.75 MiB (only those used are ever
- * touched), in sets of 4 by hash, each set's least recently used entry
- * making room: a table where every number had one place only would have
- * two numbers of the same place push each other out for ever, 11% of
- * 2,000 numbers. Only successes are kept: a bad number is a dead letter,
- * rare, and not worth an entry.
+ * libphonenumber costs several times what the rest of a message does, and
+ * the same customers write again and again. A fixed table (only the entries
+ * used are ever touched), in sets of 4 by hash, each set's least recently
+ * used entry making room: with one place per number, two numbers of the
+ * same place would push each other out for ever. Only successes are kept: a
+ * bad number is a dead letter, rare, and not worth an entry. The costs and
+ * sizes measured are in docs/performance.md, "Phone numbers".
  */
 #define PHONE_CACHE_WAYS 4
 #define PHONE_CACHE_SETS 16384

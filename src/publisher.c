@@ -37,9 +37,9 @@ struct publisher {
  * sooner than the linger, and at most processing.max_in_flight inputs wait
  * at a time: the daemon handles no more than max_in_flight inputs per linger
  * and round trip. A long linger holds the rate down whatever the CPU could
- * do; a short one costs the brokers a request per tiny batch. 15 ms was as
- * fast as 5 ms in interleaved benches and cheaper for the brokers (the
- * figures are in docs/performance.md).
+ * do; a short one costs the brokers a request per tiny batch. 15 ms keeps
+ * the rate of a shorter linger with fewer, larger requests; the measurement
+ * is in docs/performance.md, "Producer linger".
  *
  * Batches are compressed with LZ4: the outputs are JSON, which it shrinks to
  * a fraction, so the brokers receive, replicate and store less, for a small
