@@ -3,16 +3,37 @@
 #include "phone.h"
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <new>
 #include <string>
 
 #include <phonenumbers/logger.h>
+#include <phonenumbers/phonemetadata.pb.h>
 #include <phonenumbers/phonenumber.pb.h>
 #include <phonenumbers/phonenumberutil.h>
 
+/*
+ * The metadata compiled into libphonenumber, the very bytes PhoneNumberUtil
+ * loads. The library exports these two functions but installs no header
+ * for them (upstream's metadata.h); should a version drop them, the link
+ * fails, it does not go wrong quietly.
+ */
+namespace i18n
+{
+namespace phonenumbers
+{
+int metadata_size();
+const void *metadata_get();
+} // namespace phonenumbers
+} // namespace i18n
+
 using i18n::phonenumbers::NullLogger;
+using i18n::phonenumbers::PhoneMetadata;
+using i18n::phonenumbers::PhoneMetadataCollection;
 using i18n::phonenumbers::PhoneNumber;
 using i18n::phonenumbers::PhoneNumberUtil;
 
@@ -193,10 +214,383 @@ bool well_formed(const char *number)
     return i > start;
 }
 
+/*
+ * The quick reading.
+ *
+ * Parse() is written for whatever a person may type (letters, extensions,
+ * "tel:" URIs, the digits of other scripts) and runs a dozen ICU regular
+ * expressions over it: it costs more than all the rest of a message. What
+ * reaches this unit is a '+' or nothing and ASCII digits, and on such a
+ * string Parse() and IsPossibleNumberWithReason() do only this:
+ *
+ *  - With '+', the country code is the first 1 to 3 digits that make one
+ *    (GetRegionCodeForCountryCode() is not "ZZ"), and the rest N is the
+ *    national number. Without, the region's international prefix is taken
+ *    off when its pattern matches at the start (and it is read as with
+ *    '+'); else digits that begin with the region's own country code may be
+ *    read as written with it; else N is all the digits and the code is the
+ *    region's.
+ *  - A national prefix is taken off N when the pattern
+ *    national_prefix_for_parsing of the metadata (the code's main region,
+ *    or the region's own for a number without '+') matches at its start.
+ *  - The number is possible when N's length is one its code's main region
+ *    has; its E.164 form is '+', the code and N.
+ *
+ * So when none of those patterns can match at the start of N -- its first
+ * digit is not one any match of them can begin with, and none of them can
+ * match nothing -- nothing is taken off, and the answer is '+', the code
+ * and N, when N has a possible length. The quick reading answers only then,
+ * from tables learnt once from the library's own metadata and answers, and
+ * leaves every other number, and every refusal with its reason, to the
+ * library. A national number starting with '0' always goes the long way
+ * (Italy keeps its leading zero, by rules of its own), as does one read in
+ * a region that shares its code without owning it: that answer is read
+ * again (see settled()). tests/check_identity.c holds the two readings to
+ * the same answers over every country code and region.
+ */
+
+/* Bit d for the digit d. */
+constexpr unsigned ALL_DIGITS = 0x3ff;
+
+/* The longest national number libphonenumber reads (its kMaxLengthForNsn). */
+constexpr size_t NSN_MAX = 17;
+
+/*
+ * The digits a match of a metadata pattern can begin with, at the start of
+ * a string of digits; every digit when it can match nothing, or when the
+ * pattern holds more than digits, classes, groups, alternatives,
+ * quantifiers, \d and $ (the metadata holds nothing else): then the scan
+ * gives up and assumes the worst.
+ */
+class LeadScan
+{
+  public:
+    explicit LeadScan(const std::string &pattern) : p_(pattern.c_str())
+    {
+    }
+
+    unsigned digits()
+    {
+        Lead all = alternatives();
+
+        return ok_ && *p_ == '\0' && !all.empty ? all.digits : ALL_DIGITS;
+    }
+
+  private:
+    struct Lead {
+        unsigned digits; /* what a non-empty match can begin with */
+        bool empty;      /* whether it can match nothing */
+    };
+
+    const char *p_;
+    bool ok_ = true;
+
+    Lead give_up()
+    {
+        ok_ = false;
+        return {ALL_DIGITS, true};
+    }
+
+    Lead alternatives()
+    {
+        Lead all = sequence();
+
+        while (ok_ && *p_ == '|') {
+            p_++;
+            Lead next = sequence();
+            all.digits |= next.digits;
+            all.empty = all.empty || next.empty;
+        }
+        return all;
+    }
+
+    Lead sequence()
+    {
+        Lead seq{0, true};
+
+        while (ok_ && *p_ != '\0' && *p_ != '|' && *p_ != ')') {
+            Lead piece = atom();
+
+            quantifier(&piece);
+            /* Only while all before it can match nothing can a piece begin the match. */
+            if (seq.empty)
+                seq.digits |= piece.digits;
+            seq.empty = seq.empty && piece.empty;
+        }
+        return seq;
+    }
+
+    Lead atom()
+    {
+        char c = *p_++;
+
+        if (c >= '0' && c <= '9')
+            return {1u << (c - '0'), false};
+        switch (c) {
+        case '.':
+            return {ALL_DIGITS, false};
+        case '$':
+            /* The end: it matches nothing, which is what matters here. */
+            return {0, true};
+        case '\\':
+            if (*p_ != 'd')
+                return give_up();
+            p_++;
+            return {ALL_DIGITS, false};
+        case '[':
+            return set();
+        case '(': {
+            if (*p_ == '?') {
+                if (p_[1] != ':')
+                    return give_up(); /* a look-around or flags */
+                p_ += 2;
+            }
+            Lead inner = alternatives();
+            if (!ok_ || *p_ != ')')
+                return give_up();
+            p_++;
+            return inner;
+        }
+        default:
+            return give_up();
+        }
+    }
+
+    /* A class, after its '[': digits and ranges of them, and \d. */
+    Lead set()
+    {
+        bool negated = *p_ == '^';
+        unsigned digits = 0;
+
+        if (negated)
+            p_++;
+        if (*p_ == ']')
+            return give_up();
+        while (*p_ != ']') {
+            char lo = *p_++, hi = lo;
+
+            if (lo == '\0' || lo == '[')
+                return give_up();
+            if (lo == '\\') {
+                if (*p_ != 'd')
+                    return give_up();
+                p_++;
+                digits = ALL_DIGITS;
+                continue;
+            }
+            if (*p_ == '-' && p_[1] != ']') {
+                hi = p_[1];
+                if (hi == '\0' || hi == '\\' || hi == '[')
+                    return give_up();
+                p_ += 2;
+            }
+            for (char d = '0'; d <= '9'; d++)
+                if (d >= lo && d <= hi)
+                    digits |= 1u << (d - '0');
+        }
+        p_++;
+        return {negated ? ALL_DIGITS : digits, false};
+    }
+
+    /* ?, *, +, {n}, {n,}, {n,m}, perhaps lazy or possessive; ?, * and {0,...} allow nothing. */
+    void quantifier(Lead *l)
+    {
+        switch (*p_) {
+        case '?':
+        case '*':
+            l->empty = true;
+            p_++;
+            break;
+        case '+':
+            p_++;
+            break;
+        case '{': {
+            char *end;
+            unsigned long least = strtoul(p_ + 1, &end, 10);
+
+            if (end == p_ + 1 || p_[1] < '0' || p_[1] > '9') {
+                give_up();
+                return;
+            }
+            while ((*end >= '0' && *end <= '9') || *end == ',')
+                end++;
+            if (*end != '}') {
+                give_up();
+                return;
+            }
+            if (least == 0)
+                l->empty = true;
+            p_ = end + 1;
+            break;
+        }
+        default:
+            return;
+        }
+        if (*p_ == '?' || *p_ == '+')
+            p_++;
+    }
+};
+
+/* The first digits of N that a pattern leaves alone; an empty pattern, when it is never applied. */
+unsigned safe_from(const std::string &pattern, bool empty_never_applies)
+{
+    if (pattern.empty() && empty_never_applies)
+        return ALL_DIGITS;
+    return ALL_DIGITS & ~LeadScan(pattern).digits();
+}
+
+struct CodeFacts {
+    bool known;           /* a country calling code */
+    char text[4];         /* its digits */
+    unsigned quick_first; /* first digits of N, after '+' and this code, that nothing drops */
+    uint32_t lengths;     /* bit n: a national number of n digits is possible */
+};
+
+struct RegionFacts {
+    bool known;           /* a region of the metadata */
+    int code;             /* the region's code when it is that code's main region, else 0 */
+    unsigned quick_first; /* first digits of a number without '+' that nothing drops */
+};
+
+struct Facts {
+    CodeFacts codes[1000];
+    RegionFacts regions[26 * 26];
+};
+
+/* A region's place in Facts::regions, or -1 when it is not two capitals. */
+int region_index(const char *region)
+{
+    if (region[0] < 'A' || region[0] > 'Z' || region[1] < 'A' || region[1] > 'Z' ||
+        region[2] != '\0')
+        return -1;
+    return (region[0] - 'A') * 26 + (region[1] - 'A');
+}
+
+const PhoneMetadata *metadata_of(const PhoneMetadataCollection &all, const std::string &region,
+                                 int code)
+{
+    /* Non-geographic codes (800, 882...) share the region "001" and differ by code. */
+    for (const PhoneMetadata &m : all.metadata())
+        if (m.id() == region && (region != "001" || m.country_code() == code))
+            return &m;
+    return nullptr;
+}
+
+/* What the quick reading needs, asked once of the metadata and the library. */
+const Facts *learn()
+{
+    const PhoneNumberUtil &u = util();
+    PhoneMetadataCollection all;
+    Facts *f = new Facts();
+
+    /* Unreadable: nothing is known, and every number goes the long way. */
+    if (!all.ParseFromArray(i18n::phonenumbers::metadata_get(),
+                            i18n::phonenumbers::metadata_size()))
+        return f;
+    for (int code = 1; code < 1000; code++) {
+        CodeFacts &c = f->codes[code];
+        std::string region;
+
+        u.GetRegionCodeForCountryCode(code, &region);
+        if (region == "ZZ")
+            continue;
+        c.known = true;
+        snprintf(c.text, sizeof(c.text), "%d", code);
+        const PhoneMetadata *m = metadata_of(all, region, code);
+        if (m == nullptr)
+            continue;
+        c.quick_first = safe_from(m->national_prefix_for_parsing(), true) & ~1u;
+        uint64_t national = 1;
+        for (size_t len = 1; len <= NSN_MAX; len++, national *= 10) {
+            PhoneNumber n;
+
+            n.set_country_code(code);
+            n.set_national_number(national);
+            if (u.IsPossibleNumberWithReason(n) == PhoneNumberUtil::IS_POSSIBLE)
+                c.lengths |= UINT32_C(1) << len;
+        }
+    }
+    for (const PhoneMetadata &m : all.metadata()) {
+        int i = region_index(m.id().c_str()), code = m.country_code();
+        std::string owner;
+
+        if (i < 0)
+            continue;
+        f->regions[i].known = true;
+        if (code <= 0 || code >= 1000 || !f->codes[code].known)
+            continue;
+        u.GetRegionCodeForCountryCode(code, &owner);
+        if (owner != m.id())
+            continue;
+        f->regions[i].code = code;
+        f->regions[i].quick_first = safe_from(m.international_prefix(), false) &
+                                    safe_from(m.national_prefix_for_parsing(), true) & ~1u;
+    }
+    return f;
+}
+
+const Facts &facts()
+{
+    static const Facts *const f = learn();
+    return *f;
+}
+
+bool has_digit(unsigned set, char d)
+{
+    return (set >> (d - '0') & 1) != 0;
+}
+
+/* number (well formed) read in region into out, as Parse() would read it; false: ask Parse(). */
+bool read_quickly(const char *number, const char *region, char *out)
+{
+    const Facts &f = facts();
+    bool plus = number[0] == '+';
+    const char *digits = plus ? number + 1 : number, *national = digits;
+    size_t len = strlen(digits);
+    int code = 0, r = region_index(region);
+
+    /* An unknown region is refused, even with a '+'. */
+    if (r < 0 || !f.regions[r].known || digits[0] == '0')
+        return false;
+    if (plus) {
+        size_t code_len = 0;
+
+        for (size_t i = 1; i <= 3 && i < len && code_len == 0; i++) {
+            code = code * 10 + (digits[i - 1] - '0');
+            if (f.codes[code].known)
+                code_len = i;
+        }
+        if (code_len == 0)
+            return false;
+        national = digits + code_len;
+        if (!has_digit(f.codes[code].quick_first, national[0]))
+            return false;
+    } else {
+        if (f.regions[r].code == 0 || len < 3 || !has_digit(f.regions[r].quick_first, digits[0]))
+            return false;
+        code = f.regions[r].code;
+        const char *own = f.codes[code].text;
+        if (strncmp(digits, own, strlen(own)) == 0)
+            return false;
+    }
+    size_t nlen = strlen(national), clen = strlen(f.codes[code].text);
+    if (nlen > NSN_MAX || (f.codes[code].lengths >> nlen & 1) == 0 ||
+        1 + clen + nlen > PHONE_E164_MAX)
+        return false;
+    out[0] = '+';
+    memcpy(out + 1, f.codes[code].text, clen);
+    memcpy(out + 1 + clen, national, nlen + 1);
+    return true;
+}
+
 } // namespace
 
-extern "C" int phone_normalise(const char *number, const char *region, char *out, size_t outlen,
-                               const char **why)
+namespace
+{
+
+/* phone_normalise() and phone_normalise_full(): quickly, when it may. */
+int answer(const char *number, const char *region, char *out, size_t outlen, const char **why,
+           bool may_be_quick)
 {
     const char *reason;
     int rc = -EINVAL;
@@ -213,6 +607,8 @@ extern "C" int phone_normalise(const char *number, const char *region, char *out
         try {
             std::string e;
 
+            if (may_be_quick && read_quickly(number, region, out))
+                return 0;
             if (util().GetCountryCodeForRegion(region) == 0) {
                 reason = UNKNOWN_REGION;
             } else if ((reason = normalise(number, region, &e)) == nullptr) {
@@ -230,6 +626,33 @@ extern "C" int phone_normalise(const char *number, const char *region, char *out
     if (why != nullptr)
         *why = reason;
     return rc;
+}
+
+} // namespace
+
+extern "C" int phone_normalise(const char *number, const char *region, char *out, size_t outlen,
+                               const char **why)
+{
+    return answer(number, region, out, outlen, why, true);
+}
+
+extern "C" int phone_normalise_full(const char *number, const char *region, char *out,
+                                    size_t outlen, const char **why)
+{
+    return answer(number, region, out, outlen, why, false);
+}
+
+extern "C" int phone_normalise_quick(const char *number, const char *region, char *out,
+                                     size_t outlen)
+{
+    if (number == nullptr || region == nullptr || out == nullptr || outlen <= PHONE_E164_MAX ||
+        !well_formed(number))
+        return 0;
+    try {
+        return read_quickly(number, region, out) ? 1 : 0;
+    } catch (const std::exception &) {
+        return 0;
+    }
 }
 
 extern "C" int phone_region_code(const char *region)

@@ -38,6 +38,24 @@ extern "C" {
 int phone_normalise(const char *number, const char *region, char *out, size_t outlen,
                     const char **why);
 
+/*
+ * phone_normalise() always by libphonenumber's parser, never the quick
+ * reading phone_normalise() takes where it gives the same answer: for the
+ * tests and the fuzzer, which hold the two to each other.
+ */
+int phone_normalise_full(const char *number, const char *region, char *out, size_t outlen,
+                         const char **why);
+
+/*
+ * The quick reading alone: 1 with the E.164 form of number in out, as
+ * phone_normalise() gives it, or 0 (out unchanged) when it cannot tell
+ * without libphonenumber's parser. A '+' and a country code, then a
+ * national number that no prefix can be taken from and whose length the
+ * country uses, is the common case it answers; see phone.cc. No lock, no
+ * allocation once the first call has learnt the metadata. Thread-safe.
+ */
+int phone_normalise_quick(const char *number, const char *region, char *out, size_t outlen);
+
 /* The country calling code of `region` ("GB": 44), or 0 when libphonenumber has no such region. */
 int phone_region_code(const char *region);
 

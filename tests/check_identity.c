@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "identity.h"
+#include "phone.h"
 
 #define US "+15550100123"
 #define UK "+442079460000"
@@ -451,7 +452,8 @@ END_TEST
 /*
  * More numbers than the table of remembered ones holds (65536), in two
  * regions, then the first of them again, when some have been pushed out:
- * every answer is still the number's own.
+ * every answer is still the number's own. Written with their trunk zero,
+ * so that each takes libphonenumber's parser and the table.
  */
 START_TEST(test_phone_remembered)
 {
@@ -464,7 +466,8 @@ START_TEST(test_phone_remembered)
         unsigned i = k < N ? k : k - N;
         const char *cc = i % 2 == 0 ? "44" : "49";
 
-        snprintf(in, sizeof(in), "+%s 20 %04u %04u", cc, 7900 + i / 10000, i % 10000);
+        snprintf(in, sizeof(in), "020 %04u %04u", 7900 + i / 10000, i % 10000);
+        ck_assert_int_eq(phone_normalise_quick(in, "GB", out, sizeof(out)), 0);
         snprintf(want, sizeof(want), "+%s20%04u%04u", cc, 7900 + i / 10000, i % 10000);
         if ((identity_phone(in, strlen(in), i % 2 == 0 ? "GB" : "DE", out, sizeof(out), &why) !=
                  0 ||
@@ -481,7 +484,11 @@ struct phone_worker {
     unsigned wrong;
 };
 
-/* Numbers normalised from several threads at once give the answers one thread gets. */
+/*
+ * Numbers normalised from several threads at once give the answers one
+ * thread gets: half of them read quickly, half (written with the trunk
+ * prefix 1) by the parser and then from the shared table.
+ */
 static void *phone_worker_run(void *arg)
 {
     struct phone_worker *w = arg;
@@ -491,7 +498,7 @@ static void *phone_worker_run(void *arg)
     for (unsigned k = 0; k < 4000; k++) {
         unsigned i = (k * 7919u + w->seed) % 600;
 
-        snprintf(in, sizeof(in), "(555) 01%u-%04u", i % 10, i);
+        snprintf(in, sizeof(in), "%s(555) 01%u-%04u", i % 2 ? "1 " : "", i % 10, i);
         snprintf(want, sizeof(want), "+155501%u%04u", i % 10, i);
         if (identity_phone(in, strlen(in), "US", out, sizeof(out), &why) != 0 ||
             strcmp(out, want) != 0)
@@ -514,6 +521,130 @@ START_TEST(test_phone_threads)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
         ck_assert_uint_eq(w[i].wrong, 0);
     }
+}
+END_TEST
+
+/* A digit string of len digits from a little generator, first digit `first`. */
+static void digits_from(char *out, size_t len, char first, uint32_t *state)
+{
+    out[0] = first;
+    for (size_t i = 1; i < len; i++) {
+        *state = *state * 1103515245u + 12345u;
+        out[i] = (char)('0' + (*state >> 16) % 10);
+    }
+    out[len] = '\0';
+}
+
+/*
+ * Whenever the quick reading answers (and so it is counted), libphonenumber's
+ * parser gives the same answer.
+ */
+static unsigned quick_against_parser(const char *number, const char *region, unsigned *wrong)
+{
+    char quick[IDENTITY_PHONE_MAX + 1], full[IDENTITY_PHONE_MAX + 1];
+    const char *why = NULL;
+
+    if (!phone_normalise_quick(number, region, quick, sizeof(quick)))
+        return 0;
+    if (phone_normalise_full(number, region, full, sizeof(full), &why) != 0 ||
+        strcmp(quick, full) != 0) {
+        if ((*wrong)++ < 10)
+            fprintf(stderr, "%s in %s: quickly %s, by the parser %s\n", number, region, quick,
+                    why ? why : full);
+    }
+    return 1;
+}
+
+/*
+ * Every country code with a '+', every region without it, each first digit
+ * and national length, and digits that begin with the region's own code.
+ */
+START_TEST(test_quick_agrees_with_parser)
+{
+    static const char *const regions[] = {"US", "GB", "AR", "CA"};
+    char number[40], region[3] = "AA";
+    uint32_t state = 12345;
+    unsigned answered = 0, wrong = 0;
+
+    for (int code = 1; code < 1000; code++)
+        for (size_t len = 2; len <= 14; len++)
+            for (char first = '0'; first <= '9'; first++) {
+                int n = snprintf(number, sizeof(number), "+%d", code);
+
+                digits_from(number + n, len, first, &state);
+                answered += quick_against_parser(number, regions[(code + len) % 4], &wrong);
+            }
+    ck_assert_uint_gt(answered, 10000);
+    for (region[0] = 'A'; region[0] <= 'Z'; region[0]++)
+        for (region[1] = 'A'; region[1] <= 'Z'; region[1]++)
+            for (size_t len = 2; len <= 15; len++) {
+                int code = phone_region_code(region), n;
+
+                for (char first = '0'; first <= '9'; first++) {
+                    digits_from(number, len, first, &state);
+                    answered += quick_against_parser(number, region, &wrong);
+                }
+                /* Digits that begin with the region's own code may be read as written with it. */
+                for (int k = 0; code != 0 && k < 4; k++) {
+                    n = snprintf(number, sizeof(number), "%d", code);
+                    digits_from(number + n, len, (char)('1' + k), &state);
+                    answered += quick_against_parser(number, region, &wrong);
+                }
+            }
+    ck_assert_uint_gt(answered, 20000);
+    ck_assert_msg(wrong == 0, "%u of %u quick answers differ from the parser's", wrong, answered);
+}
+END_TEST
+
+/* What the quick reading answers, and what it leaves to the parser. */
+START_TEST(test_quick_cases)
+{
+    static const struct {
+        const char *number, *region, *e164; /* e164 NULL: left to the parser */
+    } samples[] = {
+        {"+15550100123", "US", "+15550100123"},
+        {"+15550100123", "GB", "+15550100123"},
+        {"5550100123", "US", "+15550100123"},
+        {"+442079460958", "DE", "+442079460958"},
+        {"2079460958", "GB", "+442079460958"},
+        {"+919876543210", "IN", "+919876543210"},
+        {"+80012345678", "US", "+80012345678"},
+        {"02079460958", "GB", NULL},    /* the trunk zero */
+        {"+4402079460958", "GB", NULL}, /* the trunk zero after the code */
+        {"15550100123", "US", NULL},    /* the trunk prefix 1 */
+        {"01144207946095", "US", NULL}, /* the international prefix 011 */
+        {"4165550123", "CA", NULL},     /* CA shares +1 with its owner, US */
+        {"+5491123456789", "AR", NULL}, /* Argentina's prefix pattern can match nothing */
+        {"+390612345678", "IT", NULL},  /* Italy keeps its leading zero */
+        {"442079460958", "GB", NULL},   /* begins with the region's own code */
+        {"+1555", "US", NULL},          /* too short for +1 */
+        {"+15550100123", "XX", NULL},   /* no such region */
+        {"+99912345678", "US", NULL},   /* no such code */
+    };
+    char out[IDENTITY_PHONE_MAX + 1], full[IDENTITY_PHONE_MAX + 1];
+    const char *why = NULL;
+
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+        int answered =
+            phone_normalise_quick(samples[i].number, samples[i].region, out, sizeof(out));
+
+        ck_assert_msg(answered == (samples[i].e164 != NULL), "%s in %s: quick %d",
+                      samples[i].number, samples[i].region, answered);
+        if (!answered)
+            continue;
+        ck_assert_str_eq(out, samples[i].e164);
+        ck_assert_int_eq(
+            phone_normalise_full(samples[i].number, samples[i].region, full, sizeof(full), &why),
+            0);
+        ck_assert_str_eq(full, out);
+    }
+    /* Bad arguments: no answer, nothing written. */
+    out[0] = 'x';
+    ck_assert_int_eq(phone_normalise_quick("+1 555 0100123", "US", out, sizeof(out)), 0);
+    ck_assert_int_eq(phone_normalise_quick(NULL, "US", out, sizeof(out)), 0);
+    ck_assert_int_eq(phone_normalise_quick("+15550100123", NULL, out, sizeof(out)), 0);
+    ck_assert_int_eq(phone_normalise_quick("+15550100123", "US", out, PHONE_E164_MAX), 0);
+    ck_assert_int_eq(out[0], 'x');
 }
 END_TEST
 
@@ -626,6 +757,8 @@ static Suite *identity_suite(void)
     tcase_add_test(tc, test_phone_region);
     tcase_add_test(tc, test_phone_remembered);
     tcase_add_test(tc, test_phone_threads);
+    tcase_add_test(tc, test_quick_agrees_with_parser);
+    tcase_add_test(tc, test_quick_cases);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("ids");

@@ -32,6 +32,7 @@
 #include "config.h"
 #include "handlers/handlers.h"
 #include "identity.h"
+#include "phone.h"
 #include "json.h"
 #include "json_same.h"
 #include "router.h"
@@ -387,6 +388,26 @@ static void check_phone_input(const uint8_t *data, size_t size)
         check_phone(region, out);
     } else {
         REQUIRE(why != NULL && why[0] != '\0' && out[0] == '\0', "a refusal without its reason");
+    }
+    /*
+     * The quick reading, where it answers, is libphonenumber's parser's
+     * answer: on the '+' and digits of the input, as identity_phone() passes
+     * them on.
+     */
+    char spelling[48];
+    size_t n = 0;
+    for (size_t i = 0; i < size && n + 1 < sizeof(spelling); i++)
+        if ((data[i] >= '0' && data[i] <= '9') || (data[i] == '+' && n == 0))
+            spelling[n++] = (char)data[i];
+    spelling[n] = '\0';
+    if (phone_normalise_quick(spelling, region, again, sizeof(again))) {
+        char full[IDENTITY_PHONE_MAX + 1];
+        const char *why_full = NULL;
+
+        REQUIRE(phone_normalise_full(spelling, region, full, sizeof(full), &why_full) == 0 &&
+                    strcmp(full, again) == 0,
+                "\"%s\" in %s: quickly %s, by the parser %s", spelling, region, again,
+                why_full ? why_full : full);
     }
     int rc_again = identity_phone(number, size, region, again, sizeof(again), &why_again);
     REQUIRE(rc_again == rc && strcmp(again, out) == 0 && (rc == 0 || strcmp(why, why_again) == 0),
