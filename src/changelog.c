@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,8 @@
 #define RESTORE_COMMIT_MS      1000
 #define FOLLOW_COMMIT_RECORDS  20000
 #define FOLLOW_COMMIT_MS       100
+/* The longest the follower waits for records with nothing to commit: how soon it sees a quit. */
+#define FOLLOW_IDLE_MS 100
 /* Most records read per changelog_poll(), so the main loop keeps turning. */
 #define RESTORE_POLL_MAX 20000
 #define FOLLOW_POLL_MAX  1000
@@ -53,6 +58,14 @@ enum state {
     RESTORING, /* reading up to the end offsets taken at the start */
     FOLLOWING, /* caught up; reading what arrives */
     STOPPED,   /* the store refused a write */
+};
+
+/* What other threads may ask, copied under the lock at the end of every poll. */
+struct view {
+    enum state state;
+    uint64_t applied, skipped, rebuilds, lost;
+    uint64_t restore_done, restore_total;
+    enum changelog_policy policy;
 };
 
 /* A link read back that this instance had pending: settled once its commit succeeds. */
@@ -84,7 +97,38 @@ struct changelog {
     rd_kafka_queue_t *admin; /* the answer to the cleanup.policy question, while awaited */
     enum changelog_policy policy;
     struct arena arena;
+    pthread_mutex_t lock; /* guards view */
+    struct view view;
+    pthread_t follower; /* see changelog_follow() */
+    bool has_follower;
+    atomic_bool quit; /* the follower is to stop */
 };
+
+static void publish(struct changelog *cl)
+{
+    pthread_mutex_lock(&cl->lock);
+    cl->view = (struct view){
+        .state = cl->state,
+        .applied = cl->applied,
+        .skipped = cl->skipped,
+        .rebuilds = cl->rebuilds,
+        .lost = cl->lost,
+        .restore_done = cl->restore_done,
+        .restore_total = cl->restore_total,
+        .policy = cl->policy,
+    };
+    pthread_mutex_unlock(&cl->lock);
+}
+
+static struct view seen(struct changelog *cl)
+{
+    struct view v;
+
+    pthread_mutex_lock(&cl->lock);
+    v = cl->view;
+    pthread_mutex_unlock(&cl->lock);
+    return v;
+}
 
 rd_kafka_conf_t *changelog_conf_new(const struct config *cfg, char *err, size_t errlen)
 {
@@ -121,23 +165,20 @@ struct changelog *changelog_new(const struct config *cfg, struct links *links, c
     cl->links = links;
     cl->store = links_store(links);
     cl->policy = POLICY_UNKNOWN;
+    pthread_mutex_init(&cl->lock, NULL);
+    atomic_init(&cl->quit, false);
+    publish(cl);
     if (arena_init(&cl->arena, ARENA_FIRST, ARENA_KEEP_MAX) < 0) {
         snprintf(err, errlen, "out of memory");
-        free(cl);
-        return NULL;
+        return changelog_free(cl);
     }
     conf = changelog_conf_new(cfg, err, errlen);
-    if (!conf) {
-        arena_fini(&cl->arena);
-        free(cl);
-        return NULL;
-    }
+    if (!conf)
+        return changelog_free(cl);
     cl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (!cl->rk) {
         rd_kafka_conf_destroy(conf);
-        arena_fini(&cl->arena);
-        free(cl);
-        return NULL;
+        return changelog_free(cl);
     }
     rd_kafka_poll_set_consumer(cl->rk);
     return cl;
@@ -662,7 +703,7 @@ static void commit(struct changelog *cl, bool force)
     cl->uncommitted = 0;
 }
 
-int changelog_poll(struct changelog *cl, int timeout_ms)
+static int poll_once(struct changelog *cl, int timeout_ms)
 {
     uint64_t before = cl->applied;
     int most, wait = timeout_ms;
@@ -702,51 +743,112 @@ int changelog_poll(struct changelog *cl, int timeout_ms)
     return (int)(cl->applied - before);
 }
 
-bool changelog_restored(const struct changelog *cl)
+int changelog_poll(struct changelog *cl, int timeout_ms)
 {
-    return cl->state == FOLLOWING;
+    int n = poll_once(cl, timeout_ms);
+
+    publish(cl);
+    return n;
 }
 
-bool changelog_stopped(const struct changelog *cl)
+/* How long the follower may wait for records: until the open transaction is due, or idle. */
+static int follow_wait(const struct changelog *cl)
 {
-    return cl->state == STOPPED;
+    int64_t left;
+
+    if (cl->uncommitted == 0)
+        return FOLLOW_IDLE_MS;
+    left = cl->first_change_ms + FOLLOW_COMMIT_MS - clock_mono_ms();
+    return left <= 0 ? 0 : left < FOLLOW_IDLE_MS ? (int)left : FOLLOW_IDLE_MS;
 }
 
-void changelog_progress(const struct changelog *cl, uint64_t *done, uint64_t *total)
+static void *follow(void *arg)
 {
-    *done = cl->restore_done;
-    *total = cl->restore_total;
+    struct changelog *cl = arg;
+    const struct timespec idle = {.tv_nsec = FOLLOW_IDLE_MS * 1000000L};
+
+    while (!atomic_load(&cl->quit)) {
+        /* Stopped, or waiting to look for the topic again: nothing to wait on but time. */
+        if (cl->state == STOPPED || (cl->partitions == 0 && clock_mono_ms() < cl->retry_after))
+            nanosleep(&idle, NULL);
+        changelog_poll(cl, follow_wait(cl));
+    }
+    /* The write transaction belongs to this thread: it ends here. */
+    commit(cl, true);
+    linkstore_abort(cl->store);
+    publish(cl);
+    return NULL;
 }
 
-uint64_t changelog_applied(const struct changelog *cl)
+int changelog_follow(struct changelog *cl)
 {
-    return cl->applied;
+    sigset_t all, old;
+    int rc;
+
+    if (cl->has_follower || cl->state != FOLLOWING)
+        return -EINVAL;
+    /* Signals are the main loop's: the thread starts with every one blocked. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&cl->follower, NULL, follow, cl);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc)
+        return -rc;
+    cl->has_follower = true;
+    return 0;
 }
 
-uint64_t changelog_skipped(const struct changelog *cl)
+bool changelog_restored(struct changelog *cl)
 {
-    return cl->skipped;
+    return seen(cl).state == FOLLOWING;
 }
 
-uint64_t changelog_lost(const struct changelog *cl)
+bool changelog_stopped(struct changelog *cl)
 {
-    return cl->lost;
+    return seen(cl).state == STOPPED;
 }
 
-uint64_t changelog_rebuilds(const struct changelog *cl)
+void changelog_progress(struct changelog *cl, uint64_t *done, uint64_t *total)
 {
-    return cl->rebuilds;
+    struct view v = seen(cl);
+
+    *done = v.restore_done;
+    *total = v.restore_total;
 }
 
-enum changelog_policy changelog_policy(const struct changelog *cl)
+uint64_t changelog_applied(struct changelog *cl)
 {
-    return cl->policy;
+    return seen(cl).applied;
+}
+
+uint64_t changelog_skipped(struct changelog *cl)
+{
+    return seen(cl).skipped;
+}
+
+uint64_t changelog_lost(struct changelog *cl)
+{
+    return seen(cl).lost;
+}
+
+uint64_t changelog_rebuilds(struct changelog *cl)
+{
+    return seen(cl).rebuilds;
+}
+
+enum changelog_policy changelog_policy(struct changelog *cl)
+{
+    return seen(cl).policy;
 }
 
 struct changelog *changelog_free(struct changelog *cl)
 {
     if (!cl)
         return NULL;
+    if (cl->has_follower) {
+        atomic_store(&cl->quit, true);
+        pthread_join(cl->follower, NULL);
+    }
     commit(cl, true);
     if (cl->admin)
         rd_kafka_queue_destroy(cl->admin);
@@ -759,6 +861,7 @@ struct changelog *changelog_free(struct changelog *cl)
     free(cl->moved);
     free(cl->settle);
     arena_fini(&cl->arena);
+    pthread_mutex_destroy(&cl->lock);
     free(cl);
     return NULL;
 }

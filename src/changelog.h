@@ -51,28 +51,38 @@ struct changelog *changelog_new(const struct config *cfg, struct links *links, c
  */
 int changelog_poll(struct changelog *cl, int timeout_ms);
 
+/*
+ * Once restored, go on following the topic on a thread of its own, which
+ * polls, applies and commits (data syncs included) away from the main
+ * loop; changelog_poll() must not be called again. Every other function
+ * here may be called meanwhile, from one other thread; changelog_free()
+ * stops the thread, after a last commit. Returns 0, -EINVAL when not
+ * restored or already following, or -errno when the thread cannot start.
+ */
+int changelog_follow(struct changelog *cl);
+
 /* Whether the store has caught up with the end offsets the topic had at start-up. */
-bool changelog_restored(const struct changelog *cl);
+bool changelog_restored(struct changelog *cl);
 
 /*
  * Whether the store refused a write (full at identity.store_max_mb, or an
  * I/O error): reading has stopped, and no message may be handled, lest a
  * customer be split.
  */
-bool changelog_stopped(const struct changelog *cl);
+bool changelog_stopped(struct changelog *cl);
 
 /* Records read and to read before the restore is done (both 0 before the start is decided). */
-void changelog_progress(const struct changelog *cl, uint64_t *done, uint64_t *total);
+void changelog_progress(struct changelog *cl, uint64_t *done, uint64_t *total);
 
 /* Records applied so far, and records skipped as unreadable or inconsistent. */
-uint64_t changelog_applied(const struct changelog *cl);
-uint64_t changelog_skipped(const struct changelog *cl);
+uint64_t changelog_applied(struct changelog *cl);
+uint64_t changelog_skipped(struct changelog *cl);
 
 /* Records deleted by retention before the reader reached them, while it followed the topic. */
-uint64_t changelog_lost(const struct changelog *cl);
+uint64_t changelog_lost(struct changelog *cl);
 
 /* Times the store was rebuilt from the beginning of the topic. */
-uint64_t changelog_rebuilds(const struct changelog *cl);
+uint64_t changelog_rebuilds(struct changelog *cl);
 
 /* What the topic's cleanup.policy means for the links. */
 enum changelog_policy {
@@ -86,7 +96,7 @@ enum changelog_policy {
 enum changelog_policy changelog_policy_of(const char *cleanup_policy);
 
 /* The verdict on the topic, once the brokers answered. */
-enum changelog_policy changelog_policy(const struct changelog *cl);
+enum changelog_policy changelog_policy(struct changelog *cl);
 
 /* Free; takes NULL; returns NULL. What was applied and not yet committed is committed. */
 struct changelog *changelog_free(struct changelog *cl);

@@ -3,6 +3,7 @@
 #include "links.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@ struct pending {
 
 struct links {
     struct linkstore *store;
+    /* The handlers add and look up; the changelog's thread checks and settles. */
+    pthread_mutex_t lock;
     struct pending *entries; /* cap entries, the first count in use */
     uint32_t *buckets;       /* nbuckets chain heads, a power of two >= cap */
     size_t cap, count, nbuckets;
@@ -116,8 +119,10 @@ struct links *links_new(struct linkstore *store)
 {
     struct links *l = calloc(1, sizeof(*l));
 
-    if (l != NULL)
+    if (l != NULL) {
         l->store = store;
+        pthread_mutex_init(&l->lock, NULL);
+    }
     return l;
 }
 
@@ -139,11 +144,17 @@ int links_get(struct links *l, const char *phone, char *out, size_t outlen)
 
     if (plen == 0 || outlen <= IDENTITY_ID_LEN)
         return 0;
+    pthread_mutex_lock(&l->lock);
     i = find(l, phone, key_hash(phone, plen));
-    if (i != NIL) {
+    if (i != NIL)
         memcpy(out, l->entries[i].customer_id, IDENTITY_ID_LEN + 1);
+    pthread_mutex_unlock(&l->lock);
+    if (i != NIL)
         return 1;
-    }
+    /*
+     * Not pending: a link is settled (taken from here) only after the commit
+     * that stores it, so the store has it by now if it is not pending.
+     */
     return l->store != NULL ? linkstore_get(l->store, phone, out, outlen) : 0;
 }
 
@@ -153,31 +164,28 @@ int links_put(struct links *l, const char *phone, const char *customer_id)
     size_t idlen = bounded_len(customer_id, IDENTITY_ID_LEN);
     uint32_t hash, i;
     struct pending *e;
+    int rc;
 
     if (plen == 0 || idlen != IDENTITY_ID_LEN)
         return -EINVAL;
     hash = key_hash(phone, plen);
+    pthread_mutex_lock(&l->lock);
     i = find(l, phone, hash);
     if (i != NIL) {
         e = &l->entries[i];
-        if (memcmp(e->customer_id, customer_id, IDENTITY_ID_LEN) == 0)
-            return 0;
+        rc = memcmp(e->customer_id, customer_id, IDENTITY_ID_LEN) != 0;
         memcpy(e->customer_id, customer_id, IDENTITY_ID_LEN + 1);
-        return 1;
+    } else if (l->count < l->cap || (rc = grow(l)) == 0) {
+        i = (uint32_t)l->count++;
+        e = &l->entries[i];
+        memcpy(e->phone, phone, plen + 1);
+        memcpy(e->customer_id, customer_id, IDENTITY_ID_LEN + 1);
+        e->hash = hash;
+        chain_push(l, i);
+        rc = 1;
     }
-    if (l->count == l->cap) {
-        int err = grow(l);
-
-        if (err < 0)
-            return err;
-    }
-    i = (uint32_t)l->count++;
-    e = &l->entries[i];
-    memcpy(e->phone, phone, plen + 1);
-    memcpy(e->customer_id, customer_id, IDENTITY_ID_LEN + 1);
-    e->hash = hash;
-    chain_push(l, i);
-    return 1;
+    pthread_mutex_unlock(&l->lock);
+    return rc;
 }
 
 static uint32_t find_pending(const struct links *l, const char *phone, const char *customer_id)
@@ -193,30 +201,43 @@ static uint32_t find_pending(const struct links *l, const char *phone, const cha
     return i;
 }
 
-int links_is_pending(const struct links *l, const char *phone, const char *customer_id)
+int links_is_pending(struct links *l, const char *phone, const char *customer_id)
 {
-    return find_pending(l, phone, customer_id) != NIL;
+    uint32_t i;
+
+    pthread_mutex_lock(&l->lock);
+    i = find_pending(l, phone, customer_id);
+    pthread_mutex_unlock(&l->lock);
+    return i != NIL;
 }
 
 void links_settle(struct links *l, const char *phone, const char *customer_id)
 {
-    uint32_t i = find_pending(l, phone, customer_id), last;
+    uint32_t i, last;
 
-    if (i == NIL)
-        return;
-    /* Move the last entry into the hole, so the used entries stay a prefix. */
-    chain_unlink(l, i);
-    last = (uint32_t)--l->count;
-    if (i != last) {
-        chain_unlink(l, last);
-        l->entries[i] = l->entries[last];
-        chain_push(l, i);
+    pthread_mutex_lock(&l->lock);
+    i = find_pending(l, phone, customer_id);
+    if (i != NIL) {
+        /* Move the last entry into the hole, so the used entries stay a prefix. */
+        chain_unlink(l, i);
+        last = (uint32_t)--l->count;
+        if (i != last) {
+            chain_unlink(l, last);
+            l->entries[i] = l->entries[last];
+            chain_push(l, i);
+        }
     }
+    pthread_mutex_unlock(&l->lock);
 }
 
-size_t links_pending(const struct links *l)
+size_t links_pending(struct links *l)
 {
-    return l->count;
+    size_t n;
+
+    pthread_mutex_lock(&l->lock);
+    n = l->count;
+    pthread_mutex_unlock(&l->lock);
+    return n;
 }
 
 struct linkstore *links_store(const struct links *l)
@@ -229,6 +250,7 @@ struct links *links_free(struct links *l)
     if (l != NULL) {
         free(l->entries);
         free(l->buckets);
+        pthread_mutex_destroy(&l->lock);
         free(l);
     }
     return NULL;

@@ -15,7 +15,8 @@
  * pending link wins over the store (it is the newer), and is dropped when
  * the changelog reads back that very link. Nothing is evicted: what is
  * pending is what this instance produced and has not yet read back.
- * Main-loop thread only.
+ * Thread-safe: the handlers add and look up from the main loop while the
+ * changelog's thread checks and settles.
  */
 struct links;
 
@@ -37,13 +38,13 @@ int links_get(struct links *l, const char *phone, char *out, size_t outlen);
 int links_put(struct links *l, const char *phone, const char *customer_id);
 
 /* Whether `phone` is pending as `customer_id`. */
-int links_is_pending(const struct links *l, const char *phone, const char *customer_id);
+int links_is_pending(struct links *l, const char *phone, const char *customer_id);
 
 /* The changelog stored this link: drop it from the pending ones if it is pending as such. */
 void links_settle(struct links *l, const char *phone, const char *customer_id);
 
 /* Pending links. */
-size_t links_pending(const struct links *l);
+size_t links_pending(struct links *l);
 
 /* The store underneath (may be NULL). */
 struct linkstore *links_store(const struct links *l);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,11 @@
 struct linkstore {
     MDB_env *env;
     MDB_dbi links, meta;
+    /*
+     * Lookups may come from one thread while another writes and commits:
+     * read_lock keeps the read transaction (and count) to one user at a time.
+     */
+    pthread_mutex_t read_lock;
     MDB_txn *read;  /* renewed at each commit; lookups use it */
     MDB_txn *write; /* open from the first change to the commit */
     bool spoilt;    /* a change failed: the write transaction can only be aborted */
@@ -172,6 +178,7 @@ struct linkstore *linkstore_open(const char *dir, size_t max_bytes, char *note, 
     }
     s->lockfd = -1;
     s->max_bytes = max_bytes;
+    pthread_mutex_init(&s->read_lock, NULL);
     if ((rc = make_dirs(dir)) < 0) {
         snprintf(err, errlen, "%s: cannot create the directory: %s", dir, strerror(-rc));
         goto fail;
@@ -226,14 +233,16 @@ int linkstore_get(struct linkstore *s, const char *phone, char *out, size_t outl
 
     if (k.mv_size == 0 || k.mv_size > IDENTITY_PHONE_MAX || outlen <= IDENTITY_ID_LEN)
         return 0;
+    pthread_mutex_lock(&s->read_lock);
     rc = mdb_get(s->read, s->links, &k, &v);
+    if (rc == 0 && v.mv_size == IDENTITY_ID_LEN) {
+        memcpy(out, v.mv_data, IDENTITY_ID_LEN);
+        out[IDENTITY_ID_LEN] = '\0';
+    }
+    pthread_mutex_unlock(&s->read_lock);
     if (rc == MDB_NOTFOUND)
         return 0;
-    if (rc != 0 || v.mv_size != IDENTITY_ID_LEN)
-        return -EIO;
-    memcpy(out, v.mv_data, IDENTITY_ID_LEN);
-    out[IDENTITY_ID_LEN] = '\0';
-    return 1;
+    return rc == 0 && v.mv_size == IDENTITY_ID_LEN ? 1 : -EIO;
 }
 
 static int meta_get(struct linkstore *s, const char *key, MDB_val *v)
@@ -247,18 +256,22 @@ int linkstore_origin(struct linkstore *s, struct linkstore_origin *o)
 {
     MDB_val c, t, n;
     int32_t parts;
+    int rc = -ENOENT;
 
-    if (meta_get(s, KEY_CLUSTER, &c) || meta_get(s, KEY_TOPIC, &t) ||
-        meta_get(s, KEY_PARTITION, &n) || c.mv_size >= sizeof(o->cluster) ||
-        t.mv_size >= sizeof(o->topic) || n.mv_size != sizeof(parts))
-        return -ENOENT;
-    memcpy(o->cluster, c.mv_data, c.mv_size);
-    o->cluster[c.mv_size] = '\0';
-    memcpy(o->topic, t.mv_data, t.mv_size);
-    o->topic[t.mv_size] = '\0';
-    memcpy(&parts, n.mv_data, sizeof(parts));
-    o->partitions = parts;
-    return 0;
+    pthread_mutex_lock(&s->read_lock);
+    if (!meta_get(s, KEY_CLUSTER, &c) && !meta_get(s, KEY_TOPIC, &t) &&
+        !meta_get(s, KEY_PARTITION, &n) && c.mv_size < sizeof(o->cluster) &&
+        t.mv_size < sizeof(o->topic) && n.mv_size == sizeof(parts)) {
+        memcpy(o->cluster, c.mv_data, c.mv_size);
+        o->cluster[c.mv_size] = '\0';
+        memcpy(o->topic, t.mv_data, t.mv_size);
+        o->topic[t.mv_size] = '\0';
+        memcpy(&parts, n.mv_data, sizeof(parts));
+        o->partitions = parts;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->read_lock);
+    return rc;
 }
 
 static void position_key(int32_t partition, unsigned char key[5])
@@ -280,9 +293,12 @@ int64_t linkstore_position(struct linkstore *s, int32_t partition)
 
     position_key(partition, key);
     k = val(key, sizeof(key));
+    pthread_mutex_lock(&s->read_lock);
     if (mdb_get(s->read, s->meta, &k, &v) != 0 || v.mv_size != sizeof(pos))
-        return -1;
-    memcpy(&pos, v.mv_data, sizeof(pos));
+        pos = -1;
+    else
+        memcpy(&pos, v.mv_data, sizeof(pos));
+    pthread_mutex_unlock(&s->read_lock);
     return pos;
 }
 
@@ -388,11 +404,13 @@ int linkstore_commit(struct linkstore *s)
     if (rc)
         return lmdb_errno(rc);
     /* The same reader slot, moved to the new snapshot: no system call. */
+    pthread_mutex_lock(&s->read_lock);
     mdb_txn_reset(s->read);
-    if ((rc = mdb_txn_renew(s->read)) != 0)
-        return -EIO;
-    refresh_count(s);
-    return 0;
+    rc = mdb_txn_renew(s->read);
+    if (rc == 0)
+        refresh_count(s);
+    pthread_mutex_unlock(&s->read_lock);
+    return rc ? -EIO : 0;
 }
 
 void linkstore_abort(struct linkstore *s)
@@ -413,8 +431,11 @@ int linkstore_foreach(struct linkstore *s,
     MDB_val k, v;
     int rc, ret = 0;
 
-    if (mdb_cursor_open(s->read, s->links, &cur) != 0)
+    pthread_mutex_lock(&s->read_lock);
+    if (mdb_cursor_open(s->read, s->links, &cur) != 0) {
+        pthread_mutex_unlock(&s->read_lock);
         return -EIO;
+    }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && ret == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size > IDENTITY_PHONE_MAX || v.mv_size != IDENTITY_ID_LEN) {
@@ -428,6 +449,7 @@ int linkstore_foreach(struct linkstore *s,
         ret = fn(phone, id, opaque);
     }
     mdb_cursor_close(cur);
+    pthread_mutex_unlock(&s->read_lock);
     if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
         ret = -EIO;
     return ret;
@@ -435,7 +457,12 @@ int linkstore_foreach(struct linkstore *s,
 
 size_t linkstore_count(struct linkstore *s)
 {
-    return s->count;
+    size_t n;
+
+    pthread_mutex_lock(&s->read_lock);
+    n = s->count;
+    pthread_mutex_unlock(&s->read_lock);
+    return n;
 }
 
 uint64_t linkstore_bytes(struct linkstore *s)
@@ -465,6 +492,7 @@ struct linkstore *linkstore_close(struct linkstore *s)
     }
     if (s->lockfd >= 0)
         close(s->lockfd);
+    pthread_mutex_destroy(&s->read_lock);
     free(s);
     return NULL;
 }

@@ -11,11 +11,14 @@
  * the topic's retention: the links read from it, and for each partition the
  * offset reading resumes from. Both change only together, in one write
  * transaction, so a link is never stored without the position that covers
- * it, nor a position without its links. One process (one main-loop thread)
- * owns a store; a second opener is refused.
+ * it, nor a position without its links. One process owns a store; a
+ * second opener is refused.
  *
  * Reads go through one read transaction that is renewed at each commit:
- * a lookup costs no system call, and sees every committed link.
+ * a lookup costs no system call, and sees every committed link. Reads
+ * (linkstore_get, _origin, _position, _foreach, _count, _bytes) may come
+ * from any thread, also while one other thread changes and commits; the
+ * changes of one write transaction all come from one thread.
  */
 struct linkstore;
 

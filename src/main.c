@@ -315,12 +315,12 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
     time_t last_status = 0;
     struct demoview *view = NULL;
     uint64_t links_applied = 0, links_skipped = 0; /* already added to the metrics */
-    bool tty = isatty(STDOUT_FILENO), held = false;
+    bool tty = isatty(STDOUT_FILENO), held = false, following = false;
     char line[256];
     const struct consumer_stats *st;
     sigset_t block, old;
     char err[512], note[512];
-    int status = EX_OK, close_rc = 0, resolved;
+    int status = EX_OK, close_rc = 0, resolved, rc;
 
     store = linkstore_open(cfg->identity.store_path, (size_t)cfg->identity.store_max_mb << 20, note,
                            sizeof(note), err, sizeof(err));
@@ -406,6 +406,16 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
                 }
                 log_notice("identity links restored (%zu in the store); consuming",
                            linkstore_count(store));
+                /*
+                 * Reading links back, storing them and syncing the store to
+                 * disk are not the main loop's to wait for: a thread follows
+                 * the topic from now on, or this loop when it cannot start.
+                 */
+                if ((rc = changelog_follow(changelog)) < 0)
+                    log_warnx("identity links: no thread of their own (%s); read in the main "
+                              "loop",
+                              strerror(-rc));
+                following = rc == 0;
             }
         } else {
             if (consumer_poll(c) < 0) {
@@ -413,7 +423,8 @@ static int run(const char *path, struct config *cfg, struct demo *demo)
                 status = EX_UNAVAILABLE;
                 break;
             }
-            changelog_poll(changelog, 0);
+            if (!following)
+                changelog_poll(changelog, 0);
         }
         /* A store that refuses writes would split customers: take no more messages. */
         if (c && !held && changelog_stopped(changelog)) {
