@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* check_changelog.c -- the identities topic read into the identity store, from a mock cluster. */
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -473,6 +474,60 @@ START_TEST(test_pending_settled)
 }
 END_TEST
 
+/*
+ * Once restored, a thread of its own follows the topic. Meanwhile the links
+ * this side made are looked up without pause: each is always found, pending
+ * or stored, while the thread settles them; and all are stored when it stops.
+ */
+START_TEST(test_follow_thread)
+{
+    enum { N = 200 };
+    struct config *cfg;
+    struct reader r = {0};
+    char phone[N][IDENTITY_PHONE_MAX + 1], email[64], id[IDENTITY_ID_LEN + 1];
+    struct timespec start, now;
+    unsigned missing = 0, rounds = 0;
+
+    cluster_up();
+    cfg = test_config();
+    reader_open(&r, cfg, 16 << 20);
+    ck_assert_int_eq(changelog_follow(r.cl), -EINVAL); /* not restored yet */
+    restore(&r);
+    ck_assert_int_eq(changelog_follow(r.cl), 0);
+    ck_assert_int_eq(changelog_follow(r.cl), -EINVAL); /* already */
+    for (int i = 0; i < N; i++) {
+        snprintf(phone[i], sizeof(phone[i]), "+1555020%04d", i);
+        snprintf(email, sizeof(email), "f%d@example.org", i);
+        ck_assert_int_eq(links_put(r.links, phone[i], cus(email)), 1);
+        put_link(i % 2, phone[i], phone[i], email);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (changelog_applied(r.cl) < N || links_pending(r.links) > 0) {
+        for (int i = 0; i < N; i++)
+            if (links_get(r.links, phone[i], id, sizeof(id)) != 1)
+                missing++;
+        rounds++;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ck_assert_msg(now.tv_sec - start.tv_sec < TIMEOUT_MS / 1000, "links not settled in time");
+    }
+    ck_assert_uint_eq(missing, 0);
+    ck_assert_uint_gt(rounds, 0);
+    ck_assert(!changelog_stopped(r.cl));
+    reader_close(&r);
+
+    /* What the thread stored is there after it stopped. */
+    reader_open(&r, cfg, 16 << 20);
+    ck_assert_uint_eq(linkstore_count(r.store), N);
+    for (int i = 0; i < N; i++) {
+        snprintf(email, sizeof(email), "f%d@example.org", i);
+        ck_assert_str_eq(get(&r, phone[i]), cus(email));
+    }
+    reader_close(&r);
+    config_free(cfg);
+    cluster_down();
+}
+END_TEST
+
 /* A store at its size stops the reader: nothing more is applied, and it says so. */
 START_TEST(test_store_full_stops)
 {
@@ -569,6 +624,7 @@ static Suite *changelog_suite(void)
     tcase_add_test(tc, test_rebuild_other_topic);
     tcase_add_test(tc, test_stale_store_rebuilt);
     tcase_add_test(tc, test_pending_settled);
+    tcase_add_test(tc, test_follow_thread);
     tcase_add_test(tc, test_store_full_stops);
     tcase_add_test(tc, test_no_topic);
     tcase_add_test(tc, test_policy_verdicts);
