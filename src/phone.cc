@@ -655,6 +655,18 @@ extern "C" int phone_normalise_quick(const char *number, const char *region, cha
     }
 }
 
+extern "C" int phone_prepare(void)
+{
+    try {
+        facts();
+        return 0;
+    } catch (const std::bad_alloc &) {
+        return -ENOMEM;
+    } catch (const std::exception &) {
+        return -EIO;
+    }
+}
+
 extern "C" int phone_region_code(const char *region)
 {
     if (region == nullptr)

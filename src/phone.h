@@ -56,6 +56,13 @@ int phone_normalise_full(const char *number, const char *region, char *out, size
  */
 int phone_normalise_quick(const char *number, const char *region, char *out, size_t outlen);
 
+/*
+ * Load libphonenumber's metadata and learn the quick reading's tables now
+ * (some tens of milliseconds), rather than in the first number read.
+ * Returns 0, -ENOMEM, or -EIO. Later calls cost nothing.
+ */
+int phone_prepare(void);
+
 /* The country calling code of `region` ("GB": 44), or 0 when libphonenumber has no such region. */
 int phone_region_code(const char *region);
 

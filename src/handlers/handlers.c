@@ -11,6 +11,7 @@
 
 #include "../clock.h"
 #include "../json.h"
+#include "../phone.h"
 #include "fields.h"
 
 /* What {name} and {subject} become when the message has none (or an empty one). */
@@ -20,9 +21,10 @@
 struct handlers *handlers_new(const struct config *cfg, struct links *links,
                               int64_t (*clock_ms)(void))
 {
-    struct handlers *h = calloc(1, sizeof(*h));
+    struct handlers *h;
 
-    if (h == NULL)
+    /* The handlers read phone numbers: what that takes is loaded now, not in the first message. */
+    if (phone_prepare() < 0 || (h = calloc(1, sizeof(*h))) == NULL)
         return NULL;
     h->cfg = cfg;
     h->links = links;

@@ -25,7 +25,7 @@ struct handlers;
  * cfg, the phone-to-customer links (pending ones over the identity store;
  * may be NULL: nothing is remembered), and the wall clock in milliseconds since the epoch for
  * created_at (NULL for the real one; tests pin it). cfg and links must outlive the result. NULL
- * when out of memory.
+ * when out of memory (also while loading libphonenumber's metadata, done here, once).
  */
 struct handlers *handlers_new(const struct config *cfg, struct links *links,
                               int64_t (*clock_ms)(void));
