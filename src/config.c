@@ -990,6 +990,19 @@ static bool set_string(struct ctx *c, size_t off, const char *v)
     return true;
 }
 
+/* A string setting that must also pass valid(): set, or reported with the rule it breaks. */
+static bool set_valid_string(struct ctx *c, config_setting_t *s, const char *setting, size_t off,
+                             bool (*valid)(const char *), const char *rule)
+{
+    const char *v = check_string(c, s, setting, rule, 0, SIZE_MAX);
+
+    if (v && !valid(v)) {
+        report_value(c, s, setting, rule, v);
+        return false;
+    }
+    return v && set_string(c, off, v);
+}
+
 static int *int_slot(struct config *cfg, size_t off)
 {
     return (int *)(void *)((char *)cfg + off);
@@ -1080,30 +1093,16 @@ static bool check_field(struct ctx *c, const struct field *f, config_setting_t *
         }
         free(what);
         return v && set_string(c, f->off, v);
-    case F_LISTEN: {
-        static const char rule[] =
-            "must be \"HOST:PORT\" or \"[IPV6]:PORT\" with a port from 1 to 65535";
-
-        v = check_string(c, s, setting, rule, 0, SIZE_MAX);
-        if (v && !valid_listen(v)) {
-            report_value(c, s, setting, rule, v);
-            v = NULL;
-        }
-        return v && set_string(c, f->off, v);
-    }
+    case F_LISTEN:
+        return set_valid_string(
+            c, s, setting, f->off, valid_listen,
+            "must be \"HOST:PORT\" or \"[IPV6]:PORT\" with a port from 1 to 65535");
     case F_PROPERTIES:
         return check_properties(c, s, setting, f->secret);
-    case F_REGION: {
-        static const char rule[] = "must be a region libphonenumber knows, in two capitals "
-                                   "(ISO 3166-1 alpha-2) such as \"US\" or \"GB\"";
-
-        v = check_string(c, s, setting, rule, 0, SIZE_MAX);
-        if (v && !valid_region(v)) {
-            report_value(c, s, setting, rule, v);
-            v = NULL;
-        }
-        return v && set_string(c, f->off, v);
-    }
+    case F_REGION:
+        return set_valid_string(c, s, setting, f->off, valid_region,
+                                "must be a region libphonenumber knows, in two capitals "
+                                "(ISO 3166-1 alpha-2) such as \"US\" or \"GB\"");
     }
     return false;
 }
