@@ -279,7 +279,7 @@ int identity_phone(const char *in, size_t len, const char *region, char *out, si
     if (phone_normalise_quick(spelling, region, out, outlen) ||
         phone_cache_get(region, spelling, n, out))
         return 0;
-    rc = phone_normalise_full(spelling, region, out, outlen, why);
+    rc = phone_normalise(spelling, region, out, outlen, why);
     if (rc == 0)
         phone_cache_put(region, spelling, n, out);
     return rc;

@@ -252,7 +252,8 @@ bool well_formed(const char *number)
 /* Bit d for the digit d. */
 constexpr unsigned ALL_DIGITS = 0x3ff;
 
-/* The longest national number libphonenumber reads (its kMaxLengthForNsn). */
+/* The shortest and longest national numbers libphonenumber reads (its kMin/kMaxLengthForNsn). */
+constexpr size_t NSN_MIN = 2;
 constexpr size_t NSN_MAX = 17;
 
 /*
@@ -574,7 +575,7 @@ bool read_quickly(const char *number, const char *region, char *out)
             return false;
     }
     size_t nlen = strlen(national), clen = strlen(f.codes[code].text);
-    if (nlen > NSN_MAX || (f.codes[code].lengths >> nlen & 1) == 0 ||
+    if (nlen < NSN_MIN || nlen > NSN_MAX || (f.codes[code].lengths >> nlen & 1) == 0 ||
         1 + clen + nlen > PHONE_E164_MAX)
         return false;
     out[0] = '+';
@@ -585,12 +586,8 @@ bool read_quickly(const char *number, const char *region, char *out)
 
 } // namespace
 
-namespace
-{
-
-/* phone_normalise() and phone_normalise_full(): quickly, when it may. */
-int answer(const char *number, const char *region, char *out, size_t outlen, const char **why,
-           bool may_be_quick)
+extern "C" int phone_normalise(const char *number, const char *region, char *out, size_t outlen,
+                               const char **why)
 {
     const char *reason;
     int rc = -EINVAL;
@@ -607,8 +604,6 @@ int answer(const char *number, const char *region, char *out, size_t outlen, con
         try {
             std::string e;
 
-            if (may_be_quick && read_quickly(number, region, out))
-                return 0;
             if (util().GetCountryCodeForRegion(region) == 0) {
                 reason = UNKNOWN_REGION;
             } else if ((reason = normalise(number, region, &e)) == nullptr) {
@@ -626,20 +621,6 @@ int answer(const char *number, const char *region, char *out, size_t outlen, con
     if (why != nullptr)
         *why = reason;
     return rc;
-}
-
-} // namespace
-
-extern "C" int phone_normalise(const char *number, const char *region, char *out, size_t outlen,
-                               const char **why)
-{
-    return answer(number, region, out, outlen, why, true);
-}
-
-extern "C" int phone_normalise_full(const char *number, const char *region, char *out,
-                                    size_t outlen, const char **why)
-{
-    return answer(number, region, out, outlen, why, false);
 }
 
 extern "C" int phone_normalise_quick(const char *number, const char *region, char *out,

@@ -34,22 +34,16 @@ extern "C" {
  * Returns 0; -EINVAL with *why set to a static one-line reason when the
  * number is not one (or region is not a region libphonenumber knows); or
  * -ENOMEM (*why set) when libphonenumber ran out of memory. Thread-safe.
+ * Always by libphonenumber's parser: try phone_normalise_quick() first.
  */
 int phone_normalise(const char *number, const char *region, char *out, size_t outlen,
                     const char **why);
 
 /*
- * phone_normalise() always by libphonenumber's parser, never the quick
- * reading phone_normalise() takes where it gives the same answer: for the
- * tests and the fuzzer, which hold the two to each other.
- */
-int phone_normalise_full(const char *number, const char *region, char *out, size_t outlen,
-                         const char **why);
-
-/*
- * The quick reading alone: 1 with the E.164 form of number in out, as
+ * The quick reading: 1 with the E.164 form of number in out, as
  * phone_normalise() gives it, or 0 (out unchanged) when it cannot tell
- * without libphonenumber's parser. A '+' and a country code, then a
+ * without libphonenumber's parser; the tests and the fuzzer hold the two
+ * to the same answers. A '+' and a country code, then a
  * national number that no prefix can be taken from and whose length the
  * country uses, is the common case it answers; see phone.cc. No lock, no
  * allocation once the first call has learnt the metadata. Thread-safe.

@@ -404,7 +404,7 @@ static void check_phone_input(const uint8_t *data, size_t size)
         char full[IDENTITY_PHONE_MAX + 1];
         const char *why_full = NULL;
 
-        REQUIRE(phone_normalise_full(spelling, region, full, sizeof(full), &why_full) == 0 &&
+        REQUIRE(phone_normalise(spelling, region, full, sizeof(full), &why_full) == 0 &&
                     strcmp(full, again) == 0,
                 "\"%s\" in %s: quickly %s, by the parser %s", spelling, region, again,
                 why_full ? why_full : full);
